@@ -1,0 +1,1 @@
+//! Channel YAML model, loading and validation (the only module that touches serde_yaml).

@@ -1,0 +1,1 @@
+//! Network connectors: MLLP listener and sender (plain and TLS).

@@ -1,0 +1,1 @@
+//! Channel runtime: pipeline, workers, retries, shutdown.

@@ -1,0 +1,1 @@
+//! Rhai scripting: engine factory, limits, the HL7 message API and helpers.

@@ -1,0 +1,1 @@
+//! Durable message store and per-destination queues (the only module that touches sled).

@@ -1,0 +1,1 @@
+//! MLLP frame codec (tokio-util Decoder/Encoder) with bounded frames and junk skipping.
