@@ -1,0 +1,120 @@
+//! Rules across channels: unique names, one listener per address, references that resolve.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+
+use crate::error::{ConfigError, Diagnostics, Problem};
+use crate::locate::{Target, YamlPath};
+use crate::model::{ChannelConfig, DestinationKind, SourceKind};
+
+/// Check a set of loaded channels against each other (pure: no I/O). Every problem is
+/// reported, placed in the file of the later channel.
+pub fn validate(channels: &[ChannelConfig]) -> Result<(), Diagnostics> {
+    check(channels, true).into_result(())
+}
+
+/// `check_refs` is off when some files failed to load: their channels' names are unknown, and
+/// "no channel named X" would then be noise.
+pub(crate) fn check(channels: &[ChannelConfig], check_refs: bool) -> Diagnostics {
+    let mut diags = Diagnostics::default();
+    let mut report = |c: &ChannelConfig, at: &YamlPath, target: Target, problem: Problem| {
+        let loc = c.locate_path(at, target);
+        diags.push(ConfigError {
+            file: loc.file,
+            position: Some((loc.line, loc.column)),
+            problem,
+        });
+    };
+    let root = YamlPath::default();
+
+    let mut names: HashMap<&str, &ChannelConfig> = HashMap::new();
+    let mut listeners: Vec<(SocketAddr, &ChannelConfig, YamlPath)> = Vec::new();
+    for c in channels {
+        if let Some(first) = names.get(c.name.as_str()) {
+            let problem = Problem::Duplicate {
+                what: "channel name",
+                name: c.name.clone(),
+                first: first.locate(&["name"]),
+            };
+            report(c, &root.key("name"), Target::Value, problem);
+        } else {
+            names.insert(&c.name, c);
+        }
+
+        let listen = match &c.source.kind {
+            SourceKind::Mllp(m) => Some((m.listen, "mllp")),
+            SourceKind::Http(h) => Some((h.listen, "http")),
+            SourceKind::File(_) => None,
+        };
+        if let Some((addr, kind)) = listen {
+            let at = root.key("source").key(kind).key("listen");
+            if let Some((_, other, other_at)) = listeners.iter().find(|(a, ..)| clash(*a, addr)) {
+                let problem = Problem::AddressInUse {
+                    addr: addr.to_string(),
+                    other: other.name.clone(),
+                    first: other.locate_path(other_at, Target::Value),
+                };
+                report(c, &at, Target::Value, problem);
+            } else {
+                listeners.push((addr, c, at));
+            }
+        }
+    }
+
+    if check_refs {
+        let mut known: Vec<&str> = names.keys().copied().collect();
+        known.sort_unstable();
+        let known = known.join(", ");
+        for c in channels {
+            let mut refs: Vec<(YamlPath, &str)> = Vec::new();
+            for (i, d) in c.destinations.iter().enumerate() {
+                if let DestinationKind::Channel(target) = &d.kind {
+                    refs.push((root.key("destinations").index(i).key("channel"), target));
+                }
+            }
+            for (i, dep) in c.depends_on.iter().enumerate() {
+                refs.push((root.key("depends_on").index(i), dep));
+            }
+            for (at, target) in refs {
+                let problem = if target == c.name {
+                    Problem::Rule(format!(
+                        "{at}: a channel cannot refer to itself ('{target}')"
+                    ))
+                } else if names.contains_key(target) {
+                    continue;
+                } else {
+                    Problem::UnknownChannel {
+                        field: at.to_string(),
+                        name: target.to_string(),
+                        known: known.clone(),
+                    }
+                };
+                report(c, &at, Target::Value, problem);
+            }
+        }
+    }
+    diags
+}
+
+/// Two listeners clash on the same port when the addresses are equal or either is a wildcard
+/// (0.0.0.0 / ::) of the same family, as the operating system would refuse the second bind.
+fn clash(a: SocketAddr, b: SocketAddr) -> bool {
+    a.port() == b.port()
+        && (a.ip() == b.ip()
+            || (a.is_ipv4() == b.is_ipv4() && (a.ip().is_unspecified() || b.ip().is_unspecified())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::clash;
+
+    #[test]
+    fn wildcard_and_exact_addresses_clash_on_the_same_port() {
+        let p = |s: &str| s.parse().unwrap_or_else(|_| panic!("{s}"));
+        assert!(clash(p("127.0.0.1:2575"), p("127.0.0.1:2575")));
+        assert!(clash(p("0.0.0.0:2575"), p("127.0.0.1:2575")));
+        assert!(!clash(p("127.0.0.1:2575"), p("127.0.0.2:2575")));
+        assert!(!clash(p("127.0.0.1:2575"), p("127.0.0.1:2576")));
+        assert!(!clash(p("[::]:2575"), p("127.0.0.1:2575")));
+    }
+}
