@@ -1,0 +1,568 @@
+//! The owned, editable message that scripts change.
+//!
+//! Each field is kept as its raw (escaped) wire text, so an unmodified message encodes back to the
+//! exact bytes it was parsed from; reads decode, writes escape.
+
+use crate::charset::Charset;
+use crate::delim::{is_header_name, Delimiters};
+use crate::element;
+use crate::error::{ParseError, PathError};
+use crate::escape::escape;
+use crate::message::{content_start, whole_only, Message};
+use crate::path::{FieldPath, Path};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct SegmentBuf {
+    name: String,
+    /// `fields[n - 1]` is field n; for MSH/FHS/BHS `fields[0]` is the field separator itself.
+    fields: Vec<String>,
+}
+
+impl SegmentBuf {
+    fn is_header(&self) -> bool {
+        is_header_name(self.name.as_bytes())
+    }
+}
+
+/// An owned, editable message in any supported character set.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MessageBuf {
+    delimiters: Delimiters,
+    charset: Charset,
+    segments: Vec<SegmentBuf>,
+}
+
+/// Read MSH-18's first repetition straight from the raw bytes (ASCII-compatible charsets).
+fn raw_msh18(bytes: &[u8]) -> Option<String> {
+    let line_end = memchr::memchr2(b'\r', b'\n', bytes).unwrap_or(bytes.len());
+    let line = bytes.get(..line_end)?;
+    let fs = *line.get(3)?;
+    let d = crate::delim::read_header(line, 0, 1).ok();
+    let field = line.split(|&b| b == fs).nth(17)?;
+    let rep = d.map_or(b'~', |d| d.repetition);
+    let first = field.split(|&b| b == rep).next()?;
+    Some(String::from_utf8_lossy(first).into_owned())
+}
+
+impl MessageBuf {
+    /// Parse one message in any supported character set (see [`Charset`] for the policy).
+    pub fn parse(bytes: &[u8]) -> Result<Self, ParseError> {
+        let start = content_start(bytes);
+        let body = bytes.get(start..).unwrap_or_default();
+        let msh18 = raw_msh18(body);
+        let (text, charset) =
+            Charset::decode(body, msh18.as_deref()).map_err(|e| e.shifted(start))?;
+        let view = Message::parse(text.as_bytes()).map_err(|e| e.shifted(start))?;
+        Ok(Self::from_view(&view, charset))
+    }
+
+    pub(crate) fn from_view(view: &Message<'_>, charset: Charset) -> Self {
+        let segments = view
+            .segments()
+            .map(|s| SegmentBuf {
+                name: s.name().to_string(),
+                fields: (1..=s.field_count())
+                    .filter_map(|n| s.field(n))
+                    .map(str::to_string)
+                    .collect(),
+            })
+            .collect();
+        Self {
+            delimiters: *view.delimiters(),
+            charset,
+            segments,
+        }
+    }
+
+    /// The delimiters declared in MSH.
+    pub fn delimiters(&self) -> &Delimiters {
+        &self.delimiters
+    }
+
+    /// The character set [`MessageBuf::encode`] writes.
+    pub fn charset(&self) -> Charset {
+        self.charset
+    }
+
+    /// Change the character set [`MessageBuf::encode`] writes (MSH-18 is not changed).
+    pub fn set_charset(&mut self, charset: Charset) {
+        self.charset = charset;
+    }
+
+    fn seg_index(&self, name: &str, occurrence: usize) -> Option<usize> {
+        self.segments
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| s.name == name)
+            .nth(occurrence.checked_sub(1)?)
+            .map(|(i, _)| i)
+    }
+
+    fn raw_in(&self, index: usize, fp: &FieldPath) -> Option<&str> {
+        let seg = self.segments.get(index)?;
+        let field = seg.fields.get(fp.field.checked_sub(1)?)?;
+        if seg.is_header() && fp.field <= 2 {
+            return whole_only(field, fp);
+        }
+        element::locate(field, fp, &self.delimiters)
+    }
+
+    /// The raw (still escaped) HL7 text at `path`; a whole segment without its terminator.
+    pub fn get_raw(&self, path: &Path) -> Option<String> {
+        let index = self.seg_index(path.segment(), path.occurrence())?;
+        match path.field() {
+            None => self.segment_text(index),
+            Some(fp) => self.raw_in(index, fp).map(str::to_string),
+        }
+    }
+
+    /// The decoded value at `path`, `None` when absent.
+    ///
+    /// Leaves are unescaped; an element that still holds separators (e.g. `PID-5` when it has
+    /// components, or `PID-3` with repetitions) is returned as raw HL7 text. `PID-3` is the whole
+    /// field, `PID-3[1]` its first repetition, `PID-3-1` the first component of the first repetition.
+    pub fn get(&self, path: &Path) -> Option<String> {
+        let index = self.seg_index(path.segment(), path.occurrence())?;
+        match path.field() {
+            None => self.segment_text(index),
+            Some(fp) => self.get_in(index, fp),
+        }
+    }
+
+    /// The decoded value at `p` in the segment at 0-based `segment_index`.
+    pub fn get_in(&self, segment_index: usize, p: &FieldPath) -> Option<String> {
+        let raw = self.raw_in(segment_index, p)?;
+        let header = self
+            .segments
+            .get(segment_index)
+            .is_some_and(SegmentBuf::is_header);
+        if header && p.field <= 2 {
+            return Some(raw.to_string());
+        }
+        Some(element::value(raw, &self.delimiters).into_owned())
+    }
+
+    /// True when the element at `path` exists and is not empty (an HL7 null `""` counts as present).
+    pub fn has(&self, path: &Path) -> bool {
+        self.get_raw(path).is_some_and(|v| !v.is_empty())
+    }
+
+    /// True when the element at `path` is the explicit HL7 null `""` (not merely empty).
+    pub fn is_null(&self, path: &Path) -> bool {
+        path.field().is_some() && self.get_raw(path).is_some_and(|v| v == "\"\"")
+    }
+
+    /// Set the value at `path`, escaping separators in `value` and creating what is missing
+    /// (segments are appended up to the requested occurrence).
+    pub fn set(&mut self, path: &Path, value: &str) -> Result<(), PathError> {
+        let encoded = escape(value, &self.delimiters).ok_or_else(|| PathError::CannotEscape {
+            path: path.to_string(),
+        })?;
+        self.set_raw(path, &encoded)
+    }
+
+    /// Set already-encoded HL7 text at `path` (for copying a whole structured element).
+    pub fn set_raw(&mut self, path: &Path, raw: &str) -> Result<(), PathError> {
+        let fp = *path.field().ok_or_else(|| PathError::FieldRequired {
+            path: path.to_string(),
+        })?;
+        let index = match self.seg_index(path.segment(), path.occurrence()) {
+            Some(i) => i,
+            None => {
+                let have = self
+                    .segments
+                    .iter()
+                    .filter(|s| s.name == path.segment())
+                    .count();
+                for _ in have..path.occurrence() {
+                    self.add_segment(path.segment())?;
+                }
+                self.segments.len().saturating_sub(1)
+            }
+        };
+        self.write_in(index, &fp, raw)
+            .map_err(|e| with_path(e, path))
+    }
+
+    /// Set the value at `p` in the segment at 0-based `segment_index` (escapes separators).
+    pub fn set_in(
+        &mut self,
+        segment_index: usize,
+        p: &FieldPath,
+        value: &str,
+    ) -> Result<(), PathError> {
+        let encoded = escape(value, &self.delimiters).ok_or_else(|| PathError::CannotEscape {
+            path: p.to_string(),
+        })?;
+        self.write_in(segment_index, p, &encoded)
+    }
+
+    fn write_in(&mut self, index: usize, fp: &FieldPath, raw: &str) -> Result<(), PathError> {
+        let count = self.segments.len();
+        let d = self.delimiters;
+        let seg = self
+            .segments
+            .get_mut(index)
+            .ok_or(PathError::SegmentIndex { index, count })?;
+        if seg.is_header() && fp.field <= 2 {
+            return Err(PathError::ReadOnly {
+                path: fp.to_string(),
+            });
+        }
+        if fp.subcomponent.is_some_and(|s| s > 1) && d.subcomponent.is_none() {
+            return Err(PathError::NoSubcomponentSeparator {
+                path: fp.to_string(),
+            });
+        }
+        if seg.fields.len() < fp.field {
+            seg.fields.resize(fp.field, String::new());
+        }
+        if let Some(field) = seg.fields.get_mut(fp.field - 1) {
+            *field = element::replace(field, fp, raw, &d);
+        }
+        while seg.fields.len() > usize::from(seg.is_header()) * 2
+            && seg.fields.last().is_some_and(String::is_empty)
+        {
+            seg.fields.pop();
+        }
+        Ok(())
+    }
+
+    /// Remove what `path` addresses: a whole segment, a field's content, one repetition
+    /// (later ones move up) or a component's/subcomponent's content. Returns whether anything was there.
+    pub fn remove(&mut self, path: &Path) -> bool {
+        let Some(index) = self.seg_index(path.segment(), path.occurrence()) else {
+            return false;
+        };
+        let Some(fp) = path.field() else {
+            return self.remove_segment(index);
+        };
+        self.remove_in(index, fp)
+    }
+
+    /// [`MessageBuf::remove`] inside the segment at 0-based `segment_index`.
+    pub fn remove_in(&mut self, segment_index: usize, fp: &FieldPath) -> bool {
+        if self.raw_in(segment_index, fp).is_none_or(str::is_empty) {
+            return false;
+        }
+        let d = self.delimiters;
+        if let (Some(r), None) = (fp.repetition, fp.component) {
+            let Some(seg) = self.segments.get_mut(segment_index) else {
+                return false;
+            };
+            if seg.is_header() && fp.field <= 2 {
+                return false;
+            }
+            let Some(field) = seg.fields.get_mut(fp.field - 1) else {
+                return false;
+            };
+            return match element::delete_piece(field, d.repetition, r - 1) {
+                Some(new) => {
+                    *field = new;
+                    true
+                }
+                None => false,
+            };
+        }
+        self.write_in(segment_index, fp, "").is_ok()
+    }
+
+    /// Count: segments named like the path when it has no field; else the children of the
+    /// addressed element (repetitions of a field, components of a repetition, subcomponents of a
+    /// component).
+    pub fn count(&self, path: &Path) -> usize {
+        let Some(fp) = path.field() else {
+            return self
+                .segments
+                .iter()
+                .filter(|s| s.name == path.segment())
+                .count();
+        };
+        let Some(index) = self.seg_index(path.segment(), path.occurrence()) else {
+            return 0;
+        };
+        let Some(seg) = self.segments.get(index) else {
+            return 0;
+        };
+        let Some(field) = seg.fields.get(fp.field - 1) else {
+            return 0;
+        };
+        if seg.is_header() && fp.field <= 2 {
+            return usize::from(whole_only(field, fp).is_some());
+        }
+        element::count(field, fp, &self.delimiters)
+    }
+
+    /// Number of segments.
+    pub fn segment_count(&self) -> usize {
+        self.segments.len()
+    }
+
+    /// Segment names in order.
+    pub fn segment_names(&self) -> impl Iterator<Item = &str> {
+        self.segments.iter().map(|s| s.name.as_str())
+    }
+
+    /// 0-based indices of the segments named `name`.
+    pub fn segment_indices(&self, name: &str) -> Vec<usize> {
+        self.segments
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| s.name == name)
+            .map(|(i, _)| i)
+            .collect()
+    }
+
+    /// Raw text of the segment at a 0-based index (no terminator).
+    pub fn segment_text(&self, index: usize) -> Option<String> {
+        let seg = self.segments.get(index)?;
+        let mut out = String::new();
+        self.write_segment(seg, &mut out);
+        Some(out)
+    }
+
+    fn check_new_name(name: &str) -> Result<(), PathError> {
+        if crate::message::is_segment_name(name.as_bytes()) && !is_header_name(name.as_bytes()) {
+            Ok(())
+        } else {
+            Err(PathError::InvalidSegment {
+                path: name.to_string(),
+            })
+        }
+    }
+
+    /// Insert an empty segment at 0-based `index` (1..=segment_count; nothing goes before MSH).
+    pub fn insert_segment(&mut self, index: usize, name: &str) -> Result<(), PathError> {
+        Self::check_new_name(name)?;
+        let count = self.segments.len();
+        if index == 0 || index > count {
+            return Err(PathError::SegmentIndex { index, count });
+        }
+        self.segments.insert(
+            index,
+            SegmentBuf {
+                name: name.to_string(),
+                fields: Vec::new(),
+            },
+        );
+        Ok(())
+    }
+
+    /// Append an empty segment; returns its 0-based index.
+    pub fn add_segment(&mut self, name: &str) -> Result<usize, PathError> {
+        Self::check_new_name(name)?;
+        self.segments.push(SegmentBuf {
+            name: name.to_string(),
+            fields: Vec::new(),
+        });
+        Ok(self.segments.len() - 1)
+    }
+
+    /// Remove the segment at a 0-based index; MSH (index 0) cannot be removed.
+    pub fn remove_segment(&mut self, index: usize) -> bool {
+        if index == 0 || index >= self.segments.len() {
+            return false;
+        }
+        self.segments.remove(index);
+        true
+    }
+
+    /// Message type as `MSH-9-1^MSH-9-2`, e.g. `ADT^A01` (just `ADT` when there is no trigger).
+    pub fn message_type(&self) -> String {
+        let part = |c: usize| {
+            self.raw_in(
+                0,
+                &FieldPath {
+                    component: Some(c),
+                    ..FieldPath::field(9)
+                },
+            )
+            .map(|v| element::value(v, &self.delimiters).into_owned())
+            .unwrap_or_default()
+        };
+        let (code, trigger) = (part(1), part(2));
+        if trigger.is_empty() {
+            code
+        } else {
+            format!("{code}^{trigger}")
+        }
+    }
+
+    /// MSH-10, the message control id (empty when absent).
+    pub fn control_id(&self) -> String {
+        self.get_in(0, &FieldPath::field(10)).unwrap_or_default()
+    }
+
+    fn write_segment(&self, seg: &SegmentBuf, out: &mut String) {
+        out.push_str(&seg.name);
+        let fs = char::from(self.delimiters.field);
+        let mut fields = seg.fields.iter();
+        if seg.is_header() {
+            // MSH-1 is the separator itself: write it once, then the remaining fields.
+            if let Some(first) = fields.next() {
+                out.push_str(first);
+            }
+            if let Some(second) = fields.next() {
+                out.push_str(second);
+            }
+        }
+        for f in fields {
+            out.push(fs);
+            out.push_str(f);
+        }
+    }
+
+    /// The message as UTF-8 text with CR segment terminators.
+    pub fn to_hl7_string(&self) -> String {
+        let mut out = String::with_capacity(
+            self.segments
+                .iter()
+                .map(|s| s.fields.iter().map(|f| f.len() + 1).sum::<usize>() + 4)
+                .sum(),
+        );
+        for seg in &self.segments {
+            self.write_segment(seg, &mut out);
+            out.push('\r');
+        }
+        out
+    }
+
+    /// The message in its character set with CR segment terminators.
+    pub fn encode(&self) -> Vec<u8> {
+        self.charset.encode(&self.to_hl7_string())
+    }
+
+    /// The message as JSON: `{"segments":[{"name":"PID","fields":[...]}]}`.
+    ///
+    /// `fields[i]` is field i+1. A field with no separators is a decoded string (`""` when empty,
+    /// `null` for the HL7 null `""`). A structured field is an array of repetitions; a repetition
+    /// with components is an array of components; a component with subcomponents is an array of
+    /// subcomponent strings. MSH-1 and MSH-2 are plain strings.
+    pub fn to_json(&self) -> serde_json::Value {
+        use serde_json::{json, Value};
+        let d = &self.delimiters;
+        let leaf = |s: &str| -> Value {
+            if s == "\"\"" {
+                Value::Null
+            } else {
+                Value::String(crate::escape::unescape(s, d).into_owned())
+            }
+        };
+        let split = |s: &str, sep: Option<u8>| -> Vec<String> {
+            match sep {
+                Some(c) => s.split(char::from(c)).map(str::to_string).collect(),
+                None => vec![s.to_string()],
+            }
+        };
+        let has = |s: &str, sep: Option<u8>| sep.is_some_and(|c| s.as_bytes().contains(&c));
+        let comp = |c: &str| -> Value {
+            if has(c, d.subcomponent) {
+                Value::Array(split(c, d.subcomponent).iter().map(|s| leaf(s)).collect())
+            } else {
+                leaf(c)
+            }
+        };
+        let rep = |r: &str| -> Value {
+            if has(r, Some(d.component)) {
+                Value::Array(
+                    split(r, Some(d.component))
+                        .iter()
+                        .map(|c| comp(c))
+                        .collect(),
+                )
+            } else {
+                comp(r)
+            }
+        };
+        let field = |f: &str| -> Value {
+            if has(f, Some(d.repetition)) || has(f, Some(d.component)) || has(f, d.subcomponent) {
+                Value::Array(
+                    split(f, Some(d.repetition))
+                        .iter()
+                        .map(|r| rep(r))
+                        .collect(),
+                )
+            } else {
+                leaf(f)
+            }
+        };
+        let segments: Vec<Value> = self
+            .segments
+            .iter()
+            .map(|seg| {
+                let fields: Vec<Value> = seg
+                    .fields
+                    .iter()
+                    .enumerate()
+                    .map(|(i, f)| {
+                        if seg.is_header() && i < 2 {
+                            Value::String(f.clone())
+                        } else {
+                            field(f)
+                        }
+                    })
+                    .collect();
+                json!({ "name": seg.name, "fields": fields })
+            })
+            .collect();
+        json!({ "segments": segments })
+    }
+}
+
+fn with_path(e: PathError, path: &Path) -> PathError {
+    let p = path.to_string();
+    match e {
+        PathError::ReadOnly { .. } => PathError::ReadOnly { path: p },
+        PathError::NoSubcomponentSeparator { .. } => PathError::NoSubcomponentSeparator { path: p },
+        other => other,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    const ADT: &[u8] = b"MSH|^~\\&|APP|FAC|RAPP|RFAC|20240101||ADT^A01|C1|P|2.5\rPID|1||123^^^H~456^^^M||Doe^John\rOBX|1\rOBX|2\r";
+
+    fn p(s: &str) -> Path {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn round_trip_and_edit() {
+        let mut m = MessageBuf::parse(ADT).unwrap();
+        assert_eq!(m.encode(), ADT);
+        assert_eq!(m.message_type(), "ADT^A01");
+        assert_eq!(m.control_id(), "C1");
+        m.set(&p("PID-5-3"), "Q|R").unwrap();
+        assert_eq!(m.get_raw(&p("PID-5")).unwrap(), "Doe^John^Q\\F\\R");
+        assert_eq!(m.get(&p("PID-5-3")).unwrap(), "Q|R");
+        m.set(&p("OBX[4]-5-1-2"), "x").unwrap();
+        assert_eq!(m.count(&p("OBX")), 4);
+        assert_eq!(m.get_raw(&p("OBX[4]")).unwrap(), "OBX|||||&x");
+        assert!(m.remove(&p("PID-3[1]")));
+        assert_eq!(m.get(&p("PID-3")).unwrap(), "456^^^M");
+        assert_eq!(
+            m.set(&p("MSH-2"), "x"),
+            Err(PathError::ReadOnly {
+                path: "MSH-2".into()
+            })
+        );
+        assert!(matches!(
+            m.set(&p("PID"), "x"),
+            Err(PathError::FieldRequired { .. })
+        ));
+    }
+
+    #[test]
+    fn null_and_empty() {
+        let m = MessageBuf::parse(b"MSH|^~\\&|A\rPID|1|\"\"||x\r").unwrap();
+        assert!(m.is_null(&p("PID-2")));
+        assert!(m.has(&p("PID-2")));
+        assert!(!m.is_null(&p("PID-3")));
+        assert!(!m.has(&p("PID-3")));
+        assert_eq!(m.get(&p("PID-3")).unwrap(), "");
+        assert_eq!(m.get(&p("PID-9")), None);
+    }
+}
