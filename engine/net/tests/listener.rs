@@ -1,0 +1,308 @@
+//! Listener behaviour on real sockets: ACK choreography, bad input, limits, timeouts, shutdown.
+#![allow(clippy::unwrap_used)]
+
+mod support;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use junction_net::{AckPolicy, Outcome};
+use support::{adt, message, msa, segment, start, Client, Recorder};
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+
+const QUIET: Duration = Duration::from_millis(300);
+
+#[tokio::test]
+async fn accepted_message_gets_aa_echoing_control_id() {
+    let handler = Recorder::new(Outcome::Accept);
+    let server = start(Arc::clone(&handler), |_| {}).await;
+    let mut client = Client::connect(server.addr).await;
+    client.send(&adt("MSG00001")).await;
+    let ack = client.recv().await.unwrap();
+    assert!(
+        ack.starts_with("MSH|^~\\&|RECVAPP|RECVFAC|SENDAPP|SENDFAC|"),
+        "{ack}"
+    );
+    assert!(segment(&ack, "MSH").unwrap().contains("|ACK^A01"), "{ack}");
+    assert_eq!(msa(&ack), "MSA|AA|MSG00001");
+    let seen = handler.seen();
+    assert_eq!(seen.len(), 1);
+    assert_eq!(&seen[0].payload[..], &adt("MSG00001")[..]);
+    assert!(seen[0].header.is_some() && seen[0].invalid.is_none());
+    // The same connection carries the next message.
+    assert_eq!(client.round_trip("MSG00002").await, "MSA|AA|MSG00002");
+}
+
+#[tokio::test]
+async fn handler_errors_and_rejections_become_ae_and_ar_with_reason() {
+    for (outcome, code) in [
+        (Outcome::Error("store unavailable".into()), "AE"),
+        (Outcome::Reject("unsupported event".into()), "AR"),
+    ] {
+        let server = start(Recorder::new(outcome), |_| {}).await;
+        let mut client = Client::connect(server.addr).await;
+        client.send(&adt("X1")).await;
+        let ack = client.recv().await.unwrap();
+        assert!(msa(&ack).starts_with(&format!("MSA|{code}|X1")), "{ack}");
+        let reason = if code == "AE" {
+            "store unavailable"
+        } else {
+            "unsupported event"
+        };
+        assert!(ack.contains(reason), "reason missing from {ack}");
+        assert!(segment(&ack, "ERR").is_some(), "no ERR in {ack}");
+    }
+}
+
+#[tokio::test]
+async fn no_ack_outcome_and_never_policy_write_nothing() {
+    let server = start(Recorder::new(Outcome::NoAck), |_| {}).await;
+    let mut client = Client::connect(server.addr).await;
+    client.send(&adt("N1")).await;
+    assert_eq!(client.recv_within(QUIET).await, Err(()), "expected silence");
+
+    let handler = Recorder::new(Outcome::Accept);
+    let server = start(Arc::clone(&handler), |c| c.ack = AckPolicy::Never).await;
+    let mut client = Client::connect(server.addr).await;
+    client.send(&adt("N2")).await;
+    client.send(&adt("N3")).await;
+    assert_eq!(client.recv_within(QUIET).await, Err(()), "expected silence");
+    assert_eq!(handler.seen().len(), 2, "messages are still handled");
+}
+
+#[tokio::test]
+async fn enhanced_mode_follows_msh15_and_msh16() {
+    let server = start(Recorder::new(Outcome::Accept), |_| {}).await;
+    let mut client = Client::connect(server.addr).await;
+
+    client.send(&message("E1", "AL", "NE")).await;
+    assert_eq!(msa(&client.recv().await.unwrap()), "MSA|CA|E1");
+    assert_eq!(
+        client.recv_within(QUIET).await,
+        Err(()),
+        "no app ACK when MSH-16 is NE"
+    );
+
+    client.send(&message("E2", "AL", "AL")).await;
+    assert_eq!(msa(&client.recv().await.unwrap()), "MSA|CA|E2");
+    assert_eq!(msa(&client.recv().await.unwrap()), "MSA|AA|E2");
+
+    client.send(&message("E3", "NE", "AL")).await;
+    assert_eq!(msa(&client.recv().await.unwrap()), "MSA|AA|E3");
+
+    client.send(&message("E4", "NE", "NE")).await;
+    client.send(&message("E5", "ER", "NE")).await;
+    assert_eq!(
+        client.recv_within(QUIET).await,
+        Err(()),
+        "NE/NE and ER on success: no ACK"
+    );
+}
+
+#[tokio::test]
+async fn enhanced_mode_error_only_acks_report_failures() {
+    let server = start(Recorder::new(Outcome::Error("disk full".into())), |_| {}).await;
+    let mut client = Client::connect(server.addr).await;
+    client.send(&message("F1", "ER", "NE")).await;
+    assert!(msa(&client.recv().await.unwrap()).starts_with("MSA|CE|F1"));
+}
+
+#[tokio::test]
+async fn frame_without_msh_gets_ar_and_connection_keeps_working() {
+    let handler = Recorder::new(Outcome::Accept);
+    let server = start(Arc::clone(&handler), |_| {}).await;
+    let mut client = Client::connect(server.addr).await;
+    client.send(b"PID|1||12345\r").await;
+    let ack = client.recv().await.unwrap();
+    assert!(msa(&ack).starts_with("MSA|AR|"), "{ack}");
+    let err = segment(&ack, "ERR").expect("ERR segment");
+    assert!(err.contains("MSH"), "ERR should say MSH is missing: {err}");
+    let seen = handler.seen();
+    assert!(
+        seen[0].header.is_none() && seen[0].invalid.is_some(),
+        "handler told it is invalid"
+    );
+
+    assert_eq!(client.round_trip("OK1").await, "MSA|AA|OK1");
+}
+
+#[tokio::test]
+async fn syntax_error_after_a_good_header_gets_ar_with_the_parse_error() {
+    let server = start(Recorder::new(Outcome::Accept), |_| {}).await;
+    let mut client = Client::connect(server.addr).await;
+    let mut bad = adt("BAD1");
+    bad.extend_from_slice(b"P!D\r");
+    client.send(&bad).await;
+    let ack = client.recv().await.unwrap();
+    assert!(msa(&ack).starts_with("MSA|AR|BAD1"), "{ack}");
+    assert!(
+        ack.contains("segment 4"),
+        "ERR should locate the bad segment: {ack}"
+    );
+}
+
+#[tokio::test]
+async fn connection_flood_beyond_the_maximum_is_refused_politely() {
+    let server = start(Recorder::new(Outcome::Accept), |c| c.max_connections = 2).await;
+    let mut a = Client::connect(server.addr).await;
+    let mut b = Client::connect(server.addr).await;
+    assert_eq!(a.round_trip("A1").await, "MSA|AA|A1");
+    assert_eq!(b.round_trip("B1").await, "MSA|AA|B1");
+
+    let mut flood = Vec::new();
+    for _ in 0..20 {
+        let mut extra = Client::connect(server.addr).await;
+        extra.send(&adt("F")).await;
+        flood.push(extra);
+    }
+    for extra in &mut flood {
+        assert_eq!(
+            extra.recv().await,
+            None,
+            "extra connection should be closed"
+        );
+    }
+    assert_eq!(a.round_trip("A2").await, "MSA|AA|A2");
+    assert_eq!(b.round_trip("B2").await, "MSA|AA|B2");
+
+    // A freed slot is available again.
+    drop(a);
+    let mut answered = false;
+    for _ in 0..50 {
+        let mut c = Client::connect(server.addr).await;
+        c.send(&adt("C1")).await;
+        if let Some(ack) = c.recv().await {
+            assert_eq!(msa(&ack), "MSA|AA|C1");
+            answered = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(answered, "slot was not released");
+}
+
+#[tokio::test]
+async fn peer_stalling_mid_frame_is_timed_out_while_others_are_served() {
+    let server = start(Recorder::new(Outcome::Accept), |c| {
+        c.read_timeout = Duration::from_millis(300);
+    })
+    .await;
+    let mut staller = Client::connect(server.addr).await;
+    staller
+        .stream
+        .write_all(b"\x0bMSH|^~\\&|HALF")
+        .await
+        .unwrap();
+    let mut other = Client::connect(server.addr).await;
+    assert_eq!(other.round_trip("O1").await, "MSA|AA|O1");
+    assert_eq!(
+        staller.recv().await,
+        None,
+        "stalled connection should be closed"
+    );
+    assert_eq!(other.round_trip("O2").await, "MSA|AA|O2");
+}
+
+#[tokio::test]
+async fn idle_connection_is_closed_after_the_idle_timeout() {
+    let server = start(Recorder::new(Outcome::Accept), |c| {
+        c.idle_timeout = Some(Duration::from_millis(300));
+    })
+    .await;
+    let mut client = Client::connect(server.addr).await;
+    assert_eq!(client.round_trip("I1").await, "MSA|AA|I1");
+    assert_eq!(
+        client.recv().await,
+        None,
+        "idle connection should be closed"
+    );
+}
+
+#[tokio::test]
+async fn twenty_mib_of_garbage_is_skipped_or_rejected_without_hurting_others() {
+    let handler = Recorder::new(Outcome::Accept);
+    let server = start(Arc::clone(&handler), |c| {
+        c.read_timeout = Duration::from_secs(2);
+    })
+    .await;
+    let garbage = vec![b'x'; 20 * 1024 * 1024];
+
+    // Garbage outside any frame: skipped, and a frame after it is served.
+    let mut junk = Client::connect(server.addr).await;
+    junk.stream.write_all(&garbage).await.unwrap();
+    assert_eq!(junk.round_trip("J1").await, "MSA|AA|J1");
+
+    // Garbage inside a frame: over the 16 MiB limit, answered AR and closed.
+    let oversize = Client::connect(server.addr).await;
+    let head = adt("BIG1");
+    let (mut reader, mut writer) = oversize.stream.into_split();
+    let writing = tokio::spawn(async move {
+        writer.write_all(b"\x0b").await?;
+        writer.write_all(&head).await?;
+        writer.write_all(&garbage).await
+    });
+    let mut other = Client::connect(server.addr).await;
+    assert_eq!(other.round_trip("O1").await, "MSA|AA|O1");
+
+    let mut answer = Vec::new();
+    tokio::time::timeout(
+        Duration::from_secs(10),
+        tokio::io::AsyncReadExt::read_to_end(&mut reader, &mut answer),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    let _ = writing.await;
+    let ack = String::from_utf8_lossy(&answer);
+    assert!(
+        ack.starts_with('\x0b') && ack.ends_with("\x1c\r"),
+        "one framed NAK: {ack:?}"
+    );
+    assert!(msa(&ack).starts_with("MSA|AR|BIG1"), "{ack}");
+    assert!(ack.contains("frame limit"), "{ack}");
+    assert_eq!(other.round_trip("O2").await, "MSA|AA|O2");
+    let ids: Vec<_> = handler
+        .seen()
+        .iter()
+        .map(|m| {
+            m.header
+                .as_ref()
+                .map(|h| h.control_id.clone())
+                .unwrap_or_default()
+        })
+        .collect();
+    assert_eq!(
+        ids,
+        vec!["J1", "O1", "O2"],
+        "the oversized frame never reaches the handler"
+    );
+}
+
+#[tokio::test]
+async fn shutdown_finishes_the_message_in_flight_then_stops_accepting() {
+    let handler = Arc::new(Recorder {
+        outcome: Outcome::Accept,
+        delay: Duration::from_millis(300),
+        seen: Default::default(),
+    });
+    let server = start(handler, |_| {}).await;
+    let mut client = Client::connect(server.addr).await;
+    client.send(&adt("S1")).await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    server.shutdown.cancel();
+    assert_eq!(msa(&client.recv().await.unwrap()), "MSA|AA|S1");
+    assert_eq!(
+        client.recv().await,
+        None,
+        "closed after the in-flight message"
+    );
+    tokio::time::timeout(Duration::from_secs(5), server.task)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        TcpStream::connect(server.addr).await.is_err(),
+        "no longer accepting"
+    );
+}
