@@ -1,0 +1,306 @@
+//! Vocabulary maps: HL7 v2 codes to FHIR codings, loaded from CSV (`scripts/fhir/maps/*.csv`).
+//!
+//! Each file `<name>.csv` is one map named `<name>` with the header `v2_code,v2_display,code,display,system`
+//! (`v2_display` optional, `#` starts a comment line). Several rows may share a v2 code: they are several
+//! codings, kept in file order. A channel overrides a shipped map by shipping a file of the same name in
+//! its own folder ([`Vocab::overlay_dir`]): the whole map is replaced, so a channel never gets a mix.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use serde_json::{json, Map, Value};
+
+/// A map could not be loaded; names the file and, for content errors, the line.
+#[derive(Debug, thiserror::Error)]
+pub enum VocabError {
+    /// The folder could not be listed.
+    #[error("vocabulary maps: cannot list {path}: {source}")]
+    ListDir {
+        /// The folder.
+        path: PathBuf,
+        /// Underlying IO error.
+        source: std::io::Error,
+    },
+    /// A file could not be read or is not CSV.
+    #[error("vocabulary map {path}: {source}")]
+    Read {
+        /// The CSV file.
+        path: PathBuf,
+        /// Underlying CSV/IO error.
+        source: csv::Error,
+    },
+    /// The header lacks one of the required columns.
+    #[error("vocabulary map {path}: header must name the columns v2_code, code and system (missing '{column}')")]
+    Header {
+        /// The CSV file.
+        path: PathBuf,
+        /// The missing column.
+        column: &'static str,
+    },
+}
+
+/// One FHIR concept a v2 code maps to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Concept {
+    /// FHIR code.
+    pub code: String,
+    /// FHIR display (may be empty).
+    pub display: String,
+    /// Code system URI (may be empty for plain `code` targets such as `Patient.gender`).
+    pub system: String,
+}
+
+impl Concept {
+    /// The concept as a FHIR `Coding`, leaving out empty parts.
+    pub fn coding(&self) -> Value {
+        let mut m = Map::new();
+        if !self.system.is_empty() {
+            m.insert("system".into(), json!(self.system));
+        }
+        m.insert("code".into(), json!(self.code));
+        if !self.display.is_empty() {
+            m.insert("display".into(), json!(self.display));
+        }
+        Value::Object(m)
+    }
+}
+
+/// One map: v2 code to its concepts, with a case-insensitive fallback (senders mix `RxNorm` and `RXNORM`).
+#[derive(Debug, Clone, Default)]
+struct VocabMap {
+    exact: HashMap<String, Vec<Concept>>,
+    folded: HashMap<String, String>,
+}
+
+impl VocabMap {
+    fn get(&self, code: &str) -> Option<&[Concept]> {
+        let found = self.exact.get(code).or_else(|| {
+            let key = self.folded.get(&code.to_ascii_uppercase())?;
+            self.exact.get(key)
+        });
+        found.map(Vec::as_slice)
+    }
+}
+
+/// All vocabulary maps of one channel, by name.
+#[derive(Debug, Clone, Default)]
+pub struct Vocab {
+    maps: HashMap<String, VocabMap>,
+}
+
+impl Vocab {
+    /// Loads every `*.csv` file of `dir` as a map named by the file stem.
+    pub fn load_dir(dir: &Path) -> Result<Self, VocabError> {
+        let mut vocab = Self::default();
+        vocab.overlay_dir(dir)?;
+        Ok(vocab)
+    }
+
+    /// Loads the maps of `dir`, each replacing a map of the same name (a channel's own tables).
+    pub fn overlay_dir(&mut self, dir: &Path) -> Result<(), VocabError> {
+        let list_err = |source| VocabError::ListDir {
+            path: dir.to_owned(),
+            source,
+        };
+        let mut files = Vec::new();
+        for entry in std::fs::read_dir(dir).map_err(list_err)? {
+            let path = entry.map_err(list_err)?.path();
+            if path.extension().is_some_and(|e| e == "csv") {
+                files.push(path);
+            }
+        }
+        files.sort();
+        for path in files {
+            let Some(name) = path.file_stem().and_then(|s| s.to_str()) else {
+                continue;
+            };
+            let map = load_map(&path)?;
+            self.maps.insert(name.to_owned(), map);
+        }
+        Ok(())
+    }
+
+    /// Adds or replaces one map from rows of `(v2 code, code, display, system)`.
+    pub fn insert_map<'a>(
+        &mut self,
+        name: &str,
+        rows: impl IntoIterator<Item = (&'a str, &'a str, &'a str, &'a str)>,
+    ) {
+        let mut map = VocabMap::default();
+        for (v2, code, display, system) in rows {
+            add(
+                &mut map,
+                v2,
+                Concept {
+                    code: code.into(),
+                    display: display.into(),
+                    system: system.into(),
+                },
+            );
+        }
+        self.maps.insert(name.to_owned(), map);
+    }
+
+    /// Whether a map of this name is loaded (scripts reject a misspelt map name instead of mapping nothing).
+    pub fn contains(&self, map: &str) -> bool {
+        self.maps.contains_key(map)
+    }
+
+    /// The first concept `code` maps to in `map`, `None` when the map or the code is unknown.
+    pub fn get(&self, map: &str, code: &str) -> Option<&Concept> {
+        self.get_all(map, code).first()
+    }
+
+    /// Every concept `code` maps to in `map` (empty when unmapped).
+    pub fn get_all(&self, map: &str, code: &str) -> &[Concept] {
+        self.maps
+            .get(map)
+            .and_then(|m| m.get(code))
+            .unwrap_or_default()
+    }
+
+    /// The mapped FHIR code alone (for `code`-typed elements such as `gender` or `status`).
+    pub fn code(&self, map: &str, code: &str) -> Option<&str> {
+        self.get(map, code).map(|c| c.code.as_str())
+    }
+
+    /// The names of the loaded maps, sorted.
+    pub fn names(&self) -> Vec<&str> {
+        let mut names: Vec<&str> = self.maps.keys().map(String::as_str).collect();
+        names.sort_unstable();
+        names
+    }
+}
+
+fn add(map: &mut VocabMap, v2: &str, concept: Concept) {
+    map.folded
+        .entry(v2.to_ascii_uppercase())
+        .or_insert_with(|| v2.to_owned());
+    map.exact.entry(v2.to_owned()).or_default().push(concept);
+}
+
+fn load_map(path: &Path) -> Result<VocabMap, VocabError> {
+    let read_err = |source| VocabError::Read {
+        path: path.to_owned(),
+        source,
+    };
+    let mut reader = csv::ReaderBuilder::new()
+        .flexible(true)
+        .comment(Some(b'#'))
+        .trim(csv::Trim::All)
+        .from_path(path)
+        .map_err(read_err)?;
+    let headers = reader.headers().map_err(read_err)?.clone();
+    let column = |name: &'static str| {
+        headers
+            .iter()
+            .position(|h| h == name)
+            .ok_or(VocabError::Header {
+                path: path.to_owned(),
+                column: name,
+            })
+    };
+    let (v2, code, system) = (column("v2_code")?, column("code")?, column("system")?);
+    let display = headers.iter().position(|h| h == "display");
+    let mut map = VocabMap::default();
+    for record in reader.records() {
+        let record = record.map_err(read_err)?;
+        let field = |i: usize| record.get(i).unwrap_or("");
+        if field(v2).is_empty() || field(code).is_empty() {
+            continue;
+        }
+        let concept = Concept {
+            code: field(code).to_owned(),
+            display: display.map(field).unwrap_or("").to_owned(),
+            system: field(system).to_owned(),
+        };
+        add(&mut map, field(v2), concept);
+    }
+    Ok(map)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn shipped() -> PathBuf {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../scripts/fhir/maps")
+    }
+
+    #[test]
+    fn shipped_maps_load_and_map_ig_rows() {
+        let v = Vocab::load_dir(&shipped()).unwrap();
+        assert_eq!(v.code("administrative-sex", "F"), Some("female"));
+        assert_eq!(v.code("administrative-sex", "A"), Some("other"));
+        let class = v.get("patient-class-encounter-class", "I").unwrap();
+        assert_eq!(
+            (class.code.as_str(), class.system.as_str()),
+            ("IMP", "http://terminology.hl7.org/CodeSystem/v3-ActCode")
+        );
+        assert_eq!(class.display, "inpatient encounter");
+        assert_eq!(
+            v.code("observation-result-status-codes-interpretation", "F"),
+            Some("final")
+        );
+        assert_eq!(v.code("coding-system", "LN"), Some("http://loinc.org"));
+        assert_eq!(
+            v.code("coding-system", "rxnorm"),
+            Some("http://www.nlm.nih.gov/research/umls/rxnorm")
+        );
+        assert_eq!(v.get("administrative-sex", "Z"), None);
+        assert_eq!(v.get("no-such-map", "F"), None);
+        assert!(v.names().contains(&"marital-status"));
+    }
+
+    #[test]
+    fn channel_overlay_replaces_a_map_by_name_and_keeps_the_others() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("administrative-sex.csv"),
+            "# site-specific\nv2_code,code,system\nX,other,http://hl7.org/fhir/administrative-gender\n",
+        )
+        .unwrap();
+        let mut v = Vocab::load_dir(&shipped()).unwrap();
+        v.overlay_dir(dir.path()).unwrap();
+        assert_eq!(v.code("administrative-sex", "X"), Some("other"));
+        assert_eq!(
+            v.code("administrative-sex", "F"),
+            None,
+            "the whole map is replaced"
+        );
+        assert_eq!(v.code("marital-status", "M"), Some("M"));
+    }
+
+    #[test]
+    fn several_rows_for_one_code_are_several_codings_in_order() {
+        let mut v = Vocab::default();
+        v.insert_map("m", [("A", "a1", "", "urn:x"), ("A", "a2", "Two", "urn:y")]);
+        let all = v.get_all("m", "A");
+        assert_eq!(all.len(), 2);
+        assert_eq!(
+            all[1].coding(),
+            json!({"system": "urn:y", "code": "a2", "display": "Two"})
+        );
+        assert_eq!(all[0].coding(), json!({"system": "urn:x", "code": "a1"}));
+    }
+
+    #[test]
+    fn bad_header_and_missing_dir_are_errors_naming_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("bad.csv"), "key,value\nA,b\n").unwrap();
+        let err = Vocab::load_dir(dir.path()).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                VocabError::Header {
+                    column: "v2_code",
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        assert!(err.to_string().contains("bad.csv"));
+        let err = Vocab::load_dir(&dir.path().join("nope")).unwrap_err();
+        assert!(matches!(err, VocabError::ListDir { .. }), "{err}");
+    }
+}
