@@ -91,7 +91,7 @@ pub fn split_batch(bytes: &[u8]) -> Result<Batch, ParseError> {
         let line = rest.get(..len).unwrap_or_default();
         let line_at = pos;
         pos += len + 1;
-        if line.is_empty() {
+        if line.iter().all(u8::is_ascii_whitespace) {
             continue;
         }
         index += 1;

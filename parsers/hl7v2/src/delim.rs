@@ -89,10 +89,10 @@ pub(crate) fn read_header(
         offset: offset + at,
         reason,
     };
-    if !(0x20..=0x7e).contains(&field) || field.is_ascii_alphanumeric() {
+    if !field.is_ascii_graphic() || field.is_ascii_alphanumeric() {
         return Err(bad(
             3,
-            "field separator must be a printable ASCII character other than a letter or digit",
+            "field separator must be a visible ASCII character other than a letter or digit",
         ));
     }
     let rest = line.get(4..).unwrap_or_default();
@@ -112,13 +112,11 @@ pub(crate) fn read_header(
     }
     let mut seen = vec![field];
     for (i, &c) in enc.iter().take(5).enumerate() {
-        if !(0x20..=0x7e).contains(&c) {
-            return Err(bad(4 + i, "encoding characters must be printable ASCII"));
-        }
-        if c.is_ascii_alphanumeric() {
+        // Receivers must accept whatever the sender declares, letters included.
+        if !c.is_ascii_graphic() {
             return Err(bad(
                 4 + i,
-                "encoding characters must not be letters or digits",
+                "encoding characters must be visible ASCII characters",
             ));
         }
         if seen.contains(&c) {
@@ -182,5 +180,15 @@ mod tests {
             read_header(b"MSHA^~\\&", 0, 1),
             Err(ParseError::InvalidDelimiter { .. })
         ));
+        assert!(matches!(
+            read_header(b"MSH ^~\\&", 0, 1),
+            Err(ParseError::InvalidDelimiter { .. })
+        ));
+        assert!(matches!(
+            read_header("MSH|^\u{2dc}\\&".as_bytes(), 0, 1),
+            Err(ParseError::InvalidDelimiter { .. })
+        ));
+        // Letters are unusual but legal encoding characters.
+        assert_eq!(read_header(b"MSH!$r?@!A", 0, 1).unwrap().repetition, b'r');
     }
 }

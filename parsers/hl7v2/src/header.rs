@@ -60,7 +60,7 @@ impl MshHeader {
         }
         let line = rest.get(..memchr::memchr2(b'\r', b'\n', rest).unwrap_or(rest.len()))?;
         let fs = *line.get(3)?;
-        if !(0x20..=0x7e).contains(&fs) {
+        if !fs.is_ascii_graphic() {
             return None;
         }
         let delimiters = read_header(line, 0, 1).unwrap_or(Delimiters {

@@ -193,6 +193,11 @@ impl<'a> Message<'a> {
         err_name: &dyn Fn(usize, usize, usize) -> ParseError,
     ) -> Result<(), ParseError> {
         let count = bounds.len() - first;
+        let line = bytes.get(start..end).unwrap_or_default();
+        if count == 0 && line.iter().all(u8::is_ascii_whitespace) {
+            // A whitespace-only line is a blank line, not a segment.
+            return Ok(());
+        }
         if count == 0 && !is_segment_name(bytes.get(start..end).unwrap_or_default()) {
             return Err(err_name(start, end, spans.len() + 1));
         }
