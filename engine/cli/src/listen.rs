@@ -44,7 +44,10 @@ struct Printer {
 impl Handler for Printer {
     async fn handle(&self, message: Inbound) -> Outcome {
         if let Some(reason) = &message.invalid {
-            eprintln!("junction listen: rejected a message from {}: {reason}", message.peer);
+            eprintln!(
+                "junction listen: rejected a message from {}: {reason}",
+                message.peer
+            );
             return Outcome::Accept;
         }
         let mut text: Vec<u8> = message

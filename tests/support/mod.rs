@@ -1,0 +1,110 @@
+//! Helpers for end-to-end tests that drive the real `junction` binary and third-party tools.
+#![allow(dead_code, clippy::unwrap_used)]
+
+use std::io::{BufRead, BufReader};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The `junction` binary built for this test run.
+pub fn junction_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_junction"))
+}
+
+/// The repository's `tests/` directory.
+pub fn tests_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests")
+}
+
+/// A port that was free a moment ago on 127.0.0.1.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Waits until something accepts connections on `addr`; panics after 10 s.
+pub fn wait_listening(addr: SocketAddr) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while TcpStream::connect(addr).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "nothing listening on {addr} after 10 s"
+        );
+        std::thread::sleep(Duration::from_millis(25));
+    }
+}
+
+/// A child process killed (by its own handle) when the test ends.
+pub struct Process(pub Child);
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts `junction` with `args` (stdout and stderr piped).
+pub fn spawn_junction(args: &[&str]) -> Process {
+    Process(
+        Command::new(junction_bin())
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    )
+}
+
+/// Starts `junction listen` on a free port writing to `out`; returns once it accepts connections.
+pub fn spawn_listen(out: &std::path::Path) -> (Process, SocketAddr) {
+    let port = free_port();
+    let process = spawn_junction(&[
+        "listen",
+        "--port",
+        &port.to_string(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    wait_listening(addr);
+    (process, addr)
+}
+
+/// Reads the first line of a child's stdout.
+pub fn first_line(child: &mut Child) -> String {
+    let mut line = String::new();
+    BufReader::new(child.stdout.as_mut().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    line.trim_end().to_owned()
+}
+
+/// Finds a third-party tool: `$env_var` if set, else `default` (relative to tests/) if it exists.
+/// When absent, prints a SKIP line and returns `None`, or panics if JUNCTION_REQUIRE_INTEROP=1.
+pub fn interop_tool(what: &str, env_var: &str, default: &str) -> Option<PathBuf> {
+    let path = std::env::var_os(env_var)
+        .map(PathBuf::from)
+        .unwrap_or_else(|| tests_dir().join(default));
+    if path.exists() {
+        return Some(path);
+    }
+    let message = format!(
+        "{what} not found at {} (set {env_var} or install it, see .ci/run)",
+        path.display()
+    );
+    if std::env::var("JUNCTION_REQUIRE_INTEROP").as_deref() == Ok("1") {
+        panic!("JUNCTION_REQUIRE_INTEROP=1 but {message}");
+    }
+    println!("SKIP: {message}");
+    None
+}
+
+/// Runs `junction` with `args` to completion.
+pub fn run_junction(args: &[&str]) -> std::process::Output {
+    Command::new(junction_bin()).args(args).output().unwrap()
+}
