@@ -243,7 +243,7 @@ pub fn build_ack_at(
         header.version.clone(),
     ];
     if !header.charset.is_empty() {
-        msh.resize(17, String::new());
+        msh.resize(16, String::new());
         msh.push(header.charset.clone());
     }
     let mut out = msh.join(&fs.to_string());
