@@ -89,6 +89,17 @@ pub struct Vocab {
 }
 
 impl Vocab {
+    /// The maps shipped in `scripts/fhir/maps/`, embedded at build time.
+    pub fn shipped() -> Result<Self, VocabError> {
+        let mut vocab = Self::default();
+        for (name, text) in SHIPPED_MAPS {
+            let path = PathBuf::from(format!("scripts/fhir/maps/{name}.csv"));
+            let map = read_map(reader_builder().from_reader(text.as_bytes()), &path)?;
+            vocab.maps.insert((*name).to_owned(), map);
+        }
+        Ok(vocab)
+    }
+
     /// Loads every `*.csv` file of `dir` as a map named by the file stem.
     pub fn load_dir(dir: &Path) -> Result<Self, VocabError> {
         let mut vocab = Self::default();
@@ -179,17 +190,27 @@ fn add(map: &mut VocabMap, v2: &str, concept: Concept) {
     map.exact.entry(v2.to_owned()).or_default().push(concept);
 }
 
+include!(concat!(env!("OUT_DIR"), "/shipped_maps.rs"));
+
+fn reader_builder() -> csv::ReaderBuilder {
+    let mut b = csv::ReaderBuilder::new();
+    b.flexible(true).comment(Some(b'#')).trim(csv::Trim::All);
+    b
+}
+
 fn load_map(path: &Path) -> Result<VocabMap, VocabError> {
+    let reader = reader_builder().from_path(path).map_err(|source| VocabError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    read_map(reader, path)
+}
+
+fn read_map<R: std::io::Read>(mut reader: csv::Reader<R>, path: &Path) -> Result<VocabMap, VocabError> {
     let read_err = |source| VocabError::Read {
         path: path.to_owned(),
         source,
     };
-    let mut reader = csv::ReaderBuilder::new()
-        .flexible(true)
-        .comment(Some(b'#'))
-        .trim(csv::Trim::All)
-        .from_path(path)
-        .map_err(read_err)?;
     let headers = reader.headers().map_err(read_err)?.clone();
     let column = |name: &'static str| {
         headers
@@ -250,6 +271,14 @@ mod tests {
         assert_eq!(v.get("administrative-sex", "Z"), None);
         assert_eq!(v.get("no-such-map", "F"), None);
         assert!(v.names().contains(&"marital-status"));
+    }
+
+    #[test]
+    fn embedded_maps_equal_the_files() {
+        let embedded = Vocab::shipped().unwrap();
+        let files = Vocab::load_dir(&shipped()).unwrap();
+        assert_eq!(embedded.names(), files.names());
+        assert_eq!(embedded.code("identifier-type", "MR"), Some("MR"));
     }
 
     #[test]

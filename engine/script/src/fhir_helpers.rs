@@ -1,14 +1,108 @@
-//! FHIR helpers for scripts: conversions from HL7 v2 datatypes to FHIR datatypes.
+//! FHIR helpers for scripts: HL7 v2 datatypes to FHIR R4 datatypes, vocabulary maps, Bundle entries.
 //!
-//! Each conversion is a plain Rust function plus one line in [`register`]; add datatype helpers
-//! (CX -> Identifier, XPN -> HumanName, XAD -> Address, XTN -> ContactPoint, CWE -> CodeableConcept) the same way.
+//! The conversions live in `junction-fhir` as pure functions over `serde_json::Value`; this file only
+//! adapts them to Rhai. A script opens a context once per message, `let fx = fhir::context(msg, #{})`,
+//! which snapshots the message and picks its time zone; every conversion is then a method of `fx`
+//! taking a segment (an index from `fx.indices("OBX")` or a handle from `msg.segments("OBX")`) and a
+//! field number. The script-facing list is in `scripts/fhir/README.md`.
 
+use std::sync::{Arc, OnceLock};
+
+use junction_fhir::bundle::{self, Write};
+use junction_fhir::datatypes as dt;
+use junction_fhir::{hl7, ids, observation, time, Ctx, Rep, Vocab};
 use junction_hl7::datetime::{self, DateTimeError};
-use rhai::{Dynamic, Engine, EvalAltResult};
+use junction_hl7::MessageBuf;
+use rhai::{
+    Array, Dynamic, Engine, EvalAltResult, FuncRegistration, Map, Module, NativeCallContext, INT,
+};
+use serde_json::Value;
+
+use crate::json::to_json;
 
 type Res<T> = Result<T, Box<EvalAltResult>>;
 
-/// Registers every FHIR helper on the engine.
+/// One message as the FHIR helpers read it: a snapshot of the message, its zone and sending facility.
+#[derive(Debug, Clone)]
+pub(crate) struct FhirContext(Arc<Inner>);
+
+#[derive(Debug)]
+struct Inner {
+    buf: MessageBuf,
+    vocab: Arc<Vocab>,
+    zone: Option<i16>,
+    facility: String,
+}
+
+impl FhirContext {
+    fn ctx(&self) -> Ctx<'_> {
+        Ctx::new(&self.0.vocab).with_zone(self.0.zone)
+    }
+
+    fn reps(&self, seg: usize, field: INT) -> Vec<Rep> {
+        usize::try_from(field).map_or_else(|_| Vec::new(), |f| hl7::field_reps(&self.0.buf, seg, f))
+    }
+
+    fn rep(&self, seg: usize, field: INT) -> Rep {
+        self.reps(seg, field).into_iter().next().unwrap_or_default()
+    }
+}
+
+/// The shipped maps, parsed once per process and shared by every channel without maps of its own.
+fn shipped_vocab() -> Res<Arc<Vocab>> {
+    static SHIPPED: OnceLock<Result<Arc<Vocab>, String>> = OnceLock::new();
+    SHIPPED
+        .get_or_init(|| Vocab::shipped().map(Arc::new).map_err(|e| e.to_string()))
+        .clone()
+        .map_err(Into::into)
+}
+
+/// A segment argument: an index (`fx.indices("PID")`) or a segment handle (`msg.segments("PID")`).
+fn seg_index(ctx: &NativeCallContext, seg: Dynamic) -> Res<usize> {
+    let index = match seg.as_int() {
+        Ok(i) => i,
+        Err(_) => ctx.call_native_fn::<INT>("index", (seg,))?,
+    };
+    usize::try_from(index).map_err(|_| format!("segment index {index} is negative").into())
+}
+
+/// JSON from the conversions into script values (numbers stay integers when they are).
+fn to_dynamic(value: Value) -> Dynamic {
+    match value {
+        Value::Null => Dynamic::UNIT,
+        Value::Bool(b) => b.into(),
+        Value::Number(n) => match n.as_i64() {
+            Some(i) => i.into(),
+            None => n.as_f64().map_or(Dynamic::UNIT, Dynamic::from_float),
+        },
+        Value::String(s) => s.into(),
+        Value::Array(items) => Dynamic::from_array(items.into_iter().map(to_dynamic).collect()),
+        Value::Object(entries) => Dynamic::from_map(
+            entries
+                .into_iter()
+                .map(|(k, v)| (k.into(), to_dynamic(v)))
+                .collect::<Map>(),
+        ),
+    }
+}
+
+fn opt(value: Option<Value>) -> Dynamic {
+    value.map_or(Dynamic::UNIT, to_dynamic)
+}
+
+fn opt_str(value: Option<String>) -> Dynamic {
+    value.map_or(Dynamic::UNIT, Dynamic::from)
+}
+
+fn all(values: impl Iterator<Item = Option<Value>>) -> Array {
+    values.flatten().map(to_dynamic).collect()
+}
+
+fn json_of(value: &Dynamic) -> Res<Value> {
+    to_json(value).map_err(|e| e.to_string().into())
+}
+
+/// Registers `fhir::context`, `fhir::prune`, the date helpers and the methods of a FHIR context.
 pub(crate) fn register(engine: &mut Engine) {
     engine.register_fn("to_fhir_date", |s: &str| {
         convert(s, "to_fhir_date", datetime::to_fhir_date)
@@ -19,6 +113,340 @@ pub(crate) fn register(engine: &mut Engine) {
     engine.register_fn("to_fhir_instant", |s: &str| {
         convert(s, "to_fhir_instant", datetime::to_fhir_instant)
     });
+
+    let mut module = Module::new();
+    FuncRegistration::new("context").set_into_module(
+        &mut module,
+        |ctx: NativeCallContext, msg: Dynamic, opts: Map| context(&ctx, msg, &opts),
+    );
+    FuncRegistration::new("prune").set_into_module(&mut module, |value: Dynamic| -> Res<Dynamic> {
+        Ok(opt(junction_fhir::prune(json_of(&value)?)))
+    });
+    FuncRegistration::new("entry").set_into_module(&mut module, |resource: Map, write: &str| -> Res<Dynamic> {
+        let write = Write::from_name(write).ok_or_else(|| {
+            format!("fhir::entry: '{write}' is not update, update-by-identifier, create-if-none-exist or message")
+        })?;
+        let resource = json_of(&Dynamic::from_map(resource))?;
+        Ok(opt(bundle::entry(resource, write)))
+    });
+    engine.register_static_module("fhir", module.into());
+
+    engine.register_type_with_name::<FhirContext>("FhirContext");
+    register_message(engine);
+    register_datatypes(engine);
+    register_values(engine);
+}
+
+/// `fhir::context(msg, opts)`: snapshots the message; `opts.zone` (`"-05:00"`) is the zone for times
+/// sent without one when MSH-7 has none either.
+fn context(ctx: &NativeCallContext, msg: Dynamic, opts: &Map) -> Res<FhirContext> {
+    let text = ctx.call_native_fn::<String>("to_hl7", (msg,))?;
+    let buf = MessageBuf::parse(text.as_bytes()).map_err(|e| e.to_string())?;
+    let configured =
+        match opts.get("zone") {
+            Some(z) if !z.is_unit() => {
+                let z = z.to_string();
+                Some(time::parse_zone(&z).ok_or_else(|| {
+                    format!("fhir::context: zone '{z}' is not +hh:mm, -hhmm or Z")
+                })?)
+            }
+            _ => None,
+        };
+    let msh7 = hl7::field_rep(&buf, 0, 7).comp(1).to_owned();
+    let msh4 = hl7::field_rep(&buf, 0, 4);
+    let facility = if msh4.comp(1).is_empty() {
+        msh4.comp(2)
+    } else {
+        msh4.comp(1)
+    }
+    .to_owned();
+    let zone = time::zone_of(&msh7).or(configured);
+    Ok(FhirContext(Arc::new(Inner {
+        buf,
+        vocab: shipped_vocab()?,
+        zone,
+        facility,
+    })))
+}
+
+/// Message-level reads: segment indices and names, facility, ids, entries and the Bundle.
+fn register_message(engine: &mut Engine) {
+    engine.register_fn("indices", |fx: &mut FhirContext, name: &str| -> Array {
+        fx.0.buf
+            .segment_indices(name)
+            .into_iter()
+            .map(|i| Dynamic::from(i as INT))
+            .collect()
+    });
+    engine.register_fn("segment_names", |fx: &mut FhirContext| -> Array {
+        fx.0.buf
+            .segment_names()
+            .map(|n| Dynamic::from(n.to_owned()))
+            .collect()
+    });
+    engine.register_get("facility", |fx: &mut FhirContext| fx.0.facility.clone());
+    engine.register_get("zone_known", |fx: &mut FhirContext| fx.0.zone.is_some());
+    engine.register_fn(
+        "resource_id",
+        |fx: &mut FhirContext, rtype: &str, system: &str, value: &str| {
+            ids::resource_id(rtype, &fx.0.facility, system, value)
+        },
+    );
+}
+
+/// Datatype conversions: `fx.<name>(segment, field)`; plural names return every repetition.
+fn register_datatypes(engine: &mut Engine) {
+    engine.register_fn(
+        "text",
+        |c: NativeCallContext, fx: &mut FhirContext, s: Dynamic, f: INT| -> Res<Dynamic> {
+            let t = fx.rep(seg_index(&c, s)?, f).text();
+            Ok(if t.is_empty() {
+                Dynamic::UNIT
+            } else {
+                t.into()
+            })
+        },
+    );
+    engine.register_fn(
+        "comp",
+        |c: NativeCallContext, fx: &mut FhirContext, s: Dynamic, f: INT, n: INT| -> Res<Dynamic> {
+            let rep = fx.rep(seg_index(&c, s)?, f);
+            let t = usize::try_from(n).map_or("", |n| rep.comp(n));
+            Ok(if t.is_empty() {
+                Dynamic::UNIT
+            } else {
+                t.into()
+            })
+        },
+    );
+    engine.register_fn(
+        "identifiers",
+        |c: NativeCallContext, fx: &mut FhirContext, s: Dynamic, f: INT| -> Res<Array> {
+            let cx = fx.ctx();
+            Ok(all(fx
+                .reps(seg_index(&c, s)?, f)
+                .iter()
+                .map(|r| dt::identifier(&cx, r))))
+        },
+    );
+    engine.register_fn(
+        "ei",
+        |c: NativeCallContext, fx: &mut FhirContext, s: Dynamic, f: INT| -> Res<Dynamic> {
+            Ok(opt(dt::entity_identifier(
+                &fx.ctx(),
+                &fx.rep(seg_index(&c, s)?, f),
+            )))
+        },
+    );
+    engine.register_fn(
+        "names",
+        |c: NativeCallContext, fx: &mut FhirContext, s: Dynamic, f: INT| -> Res<Array> {
+            let cx = fx.ctx();
+            Ok(all(fx
+                .reps(seg_index(&c, s)?, f)
+                .iter()
+                .map(|r| dt::human_name(&cx, r))))
+        },
+    );
+    engine.register_fn(
+        "addresses",
+        |c: NativeCallContext, fx: &mut FhirContext, s: Dynamic, f: INT| -> Res<Array> {
+            let cx = fx.ctx();
+            Ok(all(fx
+                .reps(seg_index(&c, s)?, f)
+                .iter()
+                .map(|r| dt::address(&cx, r))))
+        },
+    );
+    engine.register_fn(
+        "telecoms",
+        |c: NativeCallContext,
+         fx: &mut FhirContext,
+         s: Dynamic,
+         f: INT,
+         default_use: &str|
+         -> Res<Array> {
+            let cx = fx.ctx();
+            Ok(all(fx
+                .reps(seg_index(&c, s)?, f)
+                .iter()
+                .map(|r| dt::contact_point(&cx, r, default_use))))
+        },
+    );
+    engine.register_fn(
+        "cwe",
+        |c: NativeCallContext, fx: &mut FhirContext, s: Dynamic, f: INT| -> Res<Dynamic> {
+            Ok(opt(dt::codeable_concept(
+                &fx.ctx(),
+                &fx.rep(seg_index(&c, s)?, f),
+            )))
+        },
+    );
+    engine.register_fn(
+        "cwe",
+        |c: NativeCallContext,
+         fx: &mut FhirContext,
+         s: Dynamic,
+         f: INT,
+         map: &str|
+         -> Res<Dynamic> {
+            check_map(fx, map)?;
+            Ok(opt(dt::codeable_concept_mapped(
+                &fx.ctx(),
+                &fx.rep(seg_index(&c, s)?, f),
+                Some(map),
+            )))
+        },
+    );
+    engine.register_fn(
+        "cwes",
+        |c: NativeCallContext, fx: &mut FhirContext, s: Dynamic, f: INT| -> Res<Array> {
+            let cx = fx.ctx();
+            Ok(all(fx
+                .reps(seg_index(&c, s)?, f)
+                .iter()
+                .map(|r| dt::codeable_concept(&cx, r))))
+        },
+    );
+    engine.register_fn(
+        "practitioner",
+        |c: NativeCallContext, fx: &mut FhirContext, s: Dynamic, f: INT| -> Res<Dynamic> {
+            Ok(opt(dt::practitioner(
+                &fx.ctx(),
+                &fx.rep(seg_index(&c, s)?, f),
+            )))
+        },
+    );
+    engine.register_fn(
+        "practitioners",
+        |c: NativeCallContext, fx: &mut FhirContext, s: Dynamic, f: INT| -> Res<Array> {
+            let cx = fx.ctx();
+            Ok(all(fx
+                .reps(seg_index(&c, s)?, f)
+                .iter()
+                .map(|r| dt::practitioner(&cx, r))))
+        },
+    );
+    engine.register_fn(
+        "date",
+        |c: NativeCallContext, fx: &mut FhirContext, s: Dynamic, f: INT| -> Res<Dynamic> {
+            Ok(opt_str(time::date(fx.rep(seg_index(&c, s)?, f).comp(1))))
+        },
+    );
+    engine.register_fn(
+        "datetime",
+        |c: NativeCallContext, fx: &mut FhirContext, s: Dynamic, f: INT| -> Res<Dynamic> {
+            Ok(opt_str(time::datetime(
+                fx.rep(seg_index(&c, s)?, f).comp(1),
+                fx.0.zone,
+            )))
+        },
+    );
+    engine.register_fn(
+        "instant",
+        |c: NativeCallContext, fx: &mut FhirContext, s: Dynamic, f: INT| -> Res<Dynamic> {
+            Ok(opt_str(time::instant(
+                fx.rep(seg_index(&c, s)?, f).comp(1),
+                fx.0.zone,
+            )))
+        },
+    );
+    engine.register_fn(
+        "period",
+        |c: NativeCallContext,
+         fx: &mut FhirContext,
+         s: Dynamic,
+         start: INT,
+         end: INT|
+         -> Res<Dynamic> {
+            let i = seg_index(&c, s)?;
+            let (start, end) = (fx.rep(i, start), fx.rep(i, end));
+            Ok(opt(dt::period(&fx.ctx(), start.comp(1), end.comp(1))))
+        },
+    );
+}
+
+/// Vocabulary maps and observation values.
+fn register_values(engine: &mut Engine) {
+    engine.register_fn(
+        "map",
+        |fx: &mut FhirContext, map: &str, code: &str| -> Res<Dynamic> {
+            check_map(fx, map)?;
+            Ok(opt_str(
+                fx.0.vocab.code(map, code.trim()).map(str::to_owned),
+            ))
+        },
+    );
+    engine.register_fn(
+        "coding",
+        |fx: &mut FhirContext, map: &str, code: &str| -> Res<Dynamic> {
+            check_map(fx, map)?;
+            Ok(opt(fx.0.vocab.get(map, code.trim()).map(|c| c.coding())))
+        },
+    );
+    engine.register_fn("system_uri", |fx: &mut FhirContext, name: &str| {
+        opt_str(dt::coding_system_uri(&fx.ctx(), name))
+    });
+    engine.register_fn(
+        "obx_value",
+        |c: NativeCallContext, fx: &mut FhirContext, s: Dynamic| -> Res<Dynamic> {
+            let i = seg_index(&c, s)?;
+            let kind = fx.rep(i, 2).comp(1).to_owned();
+            Ok(opt(observation::value(
+                &fx.ctx(),
+                &kind,
+                &fx.reps(i, 5),
+                &fx.rep(i, 6),
+            )))
+        },
+    );
+    engine.register_fn(
+        "quantity",
+        |c: NativeCallContext,
+         fx: &mut FhirContext,
+         s: Dynamic,
+         f: INT,
+         units: INT|
+         -> Res<Dynamic> {
+            let i = seg_index(&c, s)?;
+            Ok(opt(dt::quantity(
+                &fx.ctx(),
+                fx.rep(i, f).comp(1),
+                &fx.rep(i, units),
+            )))
+        },
+    );
+    engine.register_fn(
+        "reference_range",
+        |c: NativeCallContext,
+         fx: &mut FhirContext,
+         s: Dynamic,
+         f: INT,
+         units: INT|
+         -> Res<Dynamic> {
+            let i = seg_index(&c, s)?;
+            Ok(opt(observation::reference_range(
+                &fx.ctx(),
+                &fx.rep(i, f).text(),
+                &fx.rep(i, units),
+            )))
+        },
+    );
+    engine.register_fn(
+        "attachment",
+        |c: NativeCallContext, fx: &mut FhirContext, s: Dynamic, f: INT| -> Res<Dynamic> {
+            Ok(opt(observation::attachment(&fx.rep(seg_index(&c, s)?, f))))
+        },
+    );
+}
+
+/// A misspelt map name is an error, not a silent "unmapped".
+fn check_map(fx: &FhirContext, map: &str) -> Res<()> {
+    if fx.0.vocab.contains(map) {
+        Ok(())
+    } else {
+        Err(format!("no FHIR vocabulary map named '{map}'").into())
+    }
 }
 
 /// Empty input gives `()` so a map entry built from an absent field is left out of the JSON;
