@@ -8,6 +8,7 @@
 //! - [`MshHeader::peek`] and [`ack`]: acknowledge even messages that do not parse.
 //! - [`datetime`]: HL7 DTM to FHIR date/dateTime/instant.
 #![cfg_attr(test, allow(clippy::unwrap_used))]
+#![deny(missing_docs)]
 
 pub mod ack;
 mod batch;

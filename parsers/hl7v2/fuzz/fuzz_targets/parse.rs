@@ -13,7 +13,11 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(m) = MessageBuf::parse(data) {
         let enc = m.encode();
         if let Ok(again) = MessageBuf::parse(&enc) {
-            assert_eq!(again.encode(), enc, "re-encoding a parsed message changed it");
+            assert_eq!(
+                again.encode(),
+                enc,
+                "re-encoding a parsed message changed it"
+            );
         } else {
             panic!("an encoded message no longer parses");
         }
