@@ -7,14 +7,28 @@ use clap::{Parser, Subcommand};
 mod input;
 mod listen;
 mod parse;
+mod run;
 mod send;
+mod validate;
 
 /// Junction: an HL7 v2 interface engine.
 #[derive(Parser)]
 #[command(name = "junction", version, about)]
 struct Cli {
+    /// Log format on stderr.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Human)]
+    log_format: LogFormat,
     #[command(subcommand)]
     command: Command,
+}
+
+/// How log lines are written.
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum LogFormat {
+    /// For people.
+    Human,
+    /// One JSON object per line, for log shippers.
+    Json,
 }
 
 /// The subcommands, one per capability.
@@ -26,13 +40,34 @@ enum Command {
     Send(send::SendArgs),
     /// Run a standalone MLLP listener that acknowledges and prints every message.
     Listen(listen::ListenArgs),
+    /// Start every channel with the durable store (Ctrl-C or SIGTERM stops it cleanly).
+    Run(run::RunArgs),
+    /// Check channel files and compile their scripts without starting anything.
+    Validate(validate::ValidateArgs),
+}
+
+/// Log to stderr; `RUST_LOG` filters (default `info`). Logs never carry message content.
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Human => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    init_logging(cli.log_format);
     match cli.command {
         Command::Parse(args) => parse::run(args),
         Command::Send(args) => send::run(args),
         Command::Listen(args) => listen::run(args),
+        Command::Run(args) => run::run(args),
+        Command::Validate(args) => validate::run(args),
     }
 }

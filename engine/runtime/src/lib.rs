@@ -1,1 +1,48 @@
-//! Channel runtime: pipeline, workers, retries, shutdown.
+//! Channel runtime: the pipeline every message goes through, the workers that run it, delivery
+//! with retries, circuit breakers and rate limits, and orderly start and shutdown.
+#![cfg_attr(test, allow(clippy::unwrap_used))]
+
+mod backoff;
+mod breaker;
+mod channel;
+mod channels;
+mod destination;
+pub mod metrics;
+mod pipeline;
+mod pool;
+mod rate_limit;
+mod runtime;
+mod source;
+
+use std::path::{Path, PathBuf};
+
+pub use channel::{ChannelShared, DestinationRuntime, RunningChannel};
+pub use pipeline::{BuildError, Pipeline, Run, Verdict};
+pub use runtime::{Runtime, StartError};
+
+/// Content type of HL7 v2 payloads.
+pub const CONTENT_HL7: &str = "application/hl7-v2";
+/// Content type of FHIR JSON payloads (a JSON object with `resourceType`).
+pub const CONTENT_FHIR_JSON: &str = "application/fhir+json";
+/// Content type of other JSON payloads.
+pub const CONTENT_JSON: &str = "application/json";
+/// Content type of text payloads.
+pub const CONTENT_TEXT: &str = "text/plain; charset=utf-8";
+
+/// The folder that holds `channels/` (and `scripts/`), against which channel paths resolve.
+pub fn base_dir(config: &junction_config::ChannelConfig) -> PathBuf {
+    config
+        .file
+        .parent()
+        .and_then(Path::parent)
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."))
+        .to_path_buf()
+}
+
+/// Milliseconds since the Unix epoch (the store's clock).
+pub fn now_millis() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}

@@ -1,0 +1,343 @@
+//! A running channel: its source, the inbox worker that runs the pipeline, and one worker per
+//! destination that drains that destination's durable outbox.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures::stream::{FuturesOrdered, StreamExt};
+use junction_config::{AckMode, ChannelConfig, DestinationConfig};
+use junction_store::{
+    Disposition, InboxLease, OutboxOrder, OutboxPoll, Settlement, Store, UnixMillis,
+};
+use tokio::sync::{oneshot, Notify};
+use tokio_util::sync::CancellationToken;
+use tracing::{error, info, warn};
+
+use crate::backoff;
+use crate::breaker::{CircuitBreaker, Transition};
+use crate::channels::ChannelDirectory;
+use crate::destination::{Connector, Delivery};
+use crate::metrics::{inc, ChannelMetrics, DestinationMetrics};
+use crate::now_millis;
+use crate::pipeline::{Pipeline, Verdict};
+use crate::pool::WorkerPool;
+use crate::rate_limit::RateLimit;
+
+/// Most inbox messages one worker round takes (they run in parallel on the pool, commit in order).
+const INBOX_BATCH: usize = 64;
+/// How often idle workers look again even without a wake-up (covers hand-overs from other processes
+/// of the same store after a restart, and missed wake-ups).
+const IDLE_POLL: Duration = Duration::from_millis(500);
+
+/// What the source half of a channel needs from the rest of it.
+pub struct ChannelShared {
+    /// Channel name.
+    pub name: String,
+    /// When the sender is answered.
+    pub ack: AckMode,
+    /// The store shared by every channel.
+    pub store: Arc<dyn Store>,
+    /// Wakes the inbox worker.
+    pub inbox: Arc<Notify>,
+    /// Answers for `ack: processed`, by sequence id.
+    pub waiters: Mutex<HashMap<u64, oneshot::Sender<Verdict>>>,
+    /// Channel counters.
+    pub metrics: Arc<ChannelMetrics>,
+    /// Whether the channel's sources take messages (paused channels refuse with AE).
+    pub paused: std::sync::atomic::AtomicBool,
+}
+
+/// A destination's worker settings and counters.
+pub struct DestinationRuntime {
+    /// Destination name.
+    pub name: String,
+    /// Wakes the destination worker when something is queued.
+    pub notify: Arc<Notify>,
+    /// Counters.
+    pub metrics: Arc<DestinationMetrics>,
+}
+
+/// A channel whose tasks are running.
+pub struct RunningChannel {
+    /// Shared state (also used by sources).
+    pub shared: Arc<ChannelShared>,
+    /// The destinations, in configuration order.
+    pub destinations: Vec<Arc<DestinationRuntime>>,
+    /// The configuration it runs.
+    pub config: ChannelConfig,
+}
+
+/// Start the inbox worker and destination workers of a channel on `tasks`.
+pub fn start_workers(
+    config: &ChannelConfig,
+    pipeline: Arc<Pipeline>,
+    store: Arc<dyn Store>,
+    pool: Arc<WorkerPool>,
+    directory: &Arc<ChannelDirectory>,
+    tasks: &mut tokio::task::JoinSet<()>,
+    stop: &CancellationToken,
+) -> Result<RunningChannel, crate::destination::ConnectorError> {
+    let shared = Arc::new(ChannelShared {
+        name: config.name.clone(),
+        ack: config.source.ack,
+        store: Arc::clone(&store),
+        inbox: directory.inbox(&config.name),
+        waiters: Mutex::new(HashMap::new()),
+        metrics: Arc::default(),
+        paused: Default::default(),
+    });
+    let mut destinations = Vec::new();
+    for d in &config.destinations {
+        let connector = Connector::build(&d.kind, directory)?;
+        let rt = Arc::new(DestinationRuntime {
+            name: d.name.clone(),
+            notify: Arc::new(Notify::new()),
+            metrics: Arc::default(),
+        });
+        tasks.spawn(destination_worker(
+            Arc::clone(&shared),
+            d.clone(),
+            connector,
+            Arc::clone(&rt),
+            stop.clone(),
+        ));
+        destinations.push(rt);
+    }
+    tasks.spawn(inbox_worker(
+        Arc::clone(&shared),
+        pipeline,
+        pool,
+        destinations.clone(),
+        stop.clone(),
+    ));
+    Ok(RunningChannel {
+        shared,
+        destinations,
+        config: config.clone(),
+    })
+}
+
+/// Wait for a wake-up, the stop signal or the idle poll, whichever comes first; `false` when stopping.
+async fn idle(notify: &Notify, stop: &CancellationToken, at_most: Duration) -> bool {
+    tokio::select! {
+        _ = notify.notified() => true,
+        _ = tokio::time::sleep(at_most) => true,
+        _ = stop.cancelled() => false,
+    }
+}
+
+async fn inbox_worker(
+    ch: Arc<ChannelShared>,
+    pipeline: Arc<Pipeline>,
+    pool: Arc<WorkerPool>,
+    destinations: Vec<Arc<DestinationRuntime>>,
+    stop: CancellationToken,
+) {
+    loop {
+        let leases = match ch.store.lease_inbox(&ch.name, INBOX_BATCH) {
+            Ok(l) => l,
+            Err(e) => {
+                error!(channel = %ch.name, error = %e, "cannot read the inbox; retrying");
+                Vec::new()
+            }
+        };
+        if leases.is_empty() {
+            // Stop only when the inbox is drained: in-flight messages finish before shutdown.
+            if stop.is_cancelled() || !idle(&ch.inbox, &stop, IDLE_POLL).await {
+                return;
+            }
+            continue;
+        }
+        let mut runs = FuturesOrdered::new();
+        for lease in leases {
+            let pipeline = Arc::clone(&pipeline);
+            let raw = lease.raw().to_vec();
+            let job = pool.run(move || pipeline.run(&raw, now_millis()));
+            runs.push_back(async move { (lease, job.await) });
+        }
+        while let Some((lease, run)) = runs.next().await {
+            finish(&ch, &destinations, lease, run);
+        }
+    }
+}
+
+/// Record a processed message, queue its outputs, and answer a waiting `ack: processed` sender.
+fn finish(
+    ch: &ChannelShared,
+    destinations: &[Arc<DestinationRuntime>],
+    lease: InboxLease,
+    run: Result<crate::pipeline::Run, crate::pool::PoolClosed>,
+) {
+    let seq = lease.seq();
+    let received_at = lease.meta().received_at;
+    let control_id = lease.meta().control_id.clone().unwrap_or_default();
+    let run = match run {
+        Ok(run) => run,
+        Err(e) => {
+            // The lease drops here, so the message stays in the inbox for the next round.
+            error!(channel = %ch.name, control_id, seq, error = %e, "script worker failed");
+            return;
+        }
+    };
+    let (verdict, disposition) = (run.verdict, run.processed.disposition.clone());
+    if let Err(e) = ch.store.complete(lease, run.processed) {
+        error!(channel = %ch.name, control_id, seq, error = %e, "cannot record processing; will retry");
+        return;
+    }
+    ch.metrics.processing.observe(Duration::from_millis(
+        now_millis().saturating_sub(received_at),
+    ));
+    match &disposition {
+        Disposition::Routed(outputs) => {
+            for o in outputs {
+                if let Some(d) = destinations.iter().find(|d| d.name == o.destination) {
+                    d.notify.notify_one();
+                }
+            }
+        }
+        Disposition::Filtered { .. } => inc(&ch.metrics.filtered),
+        Disposition::Errored { error } => {
+            inc(&ch.metrics.errored);
+            warn!(channel = %ch.name, control_id, seq, error = %error, "message errored");
+        }
+    }
+    let waiter = ch.waiters.lock().ok().and_then(|mut w| w.remove(&seq));
+    if let Some(tx) = waiter {
+        let _ = tx.send(verdict);
+    }
+}
+
+async fn destination_worker(
+    ch: Arc<ChannelShared>,
+    config: DestinationConfig,
+    mut connector: Connector,
+    rt: Arc<DestinationRuntime>,
+    stop: CancellationToken,
+) {
+    let order = if config.ordered {
+        OutboxOrder::Ordered
+    } else {
+        OutboxOrder::Unordered
+    };
+    let mut breaker = config
+        .circuit_breaker
+        .map(|c| CircuitBreaker::new(c.failures, c.cool_down));
+    let mut limiter = config
+        .rate_limit
+        .map(|r| RateLimit::new(f64::from(r), Instant::now()));
+    while !stop.is_cancelled() {
+        if let Some(wait) = breaker.as_ref().and_then(|b| b.wait(Instant::now())) {
+            if !idle_for(wait, &stop).await {
+                return;
+            }
+            continue;
+        }
+        let now = now_millis();
+        let lease = match ch.store.poll_outbox(&ch.name, &config.name, order, now) {
+            Ok(OutboxPoll::Ready(lease)) => lease,
+            Ok(OutboxPoll::NotBefore(at)) => {
+                let wait = Duration::from_millis(at.saturating_sub(now)).min(IDLE_POLL);
+                if !idle(&rt.notify, &stop, wait).await {
+                    return;
+                }
+                continue;
+            }
+            Ok(OutboxPoll::Idle) => {
+                if !idle(&rt.notify, &stop, IDLE_POLL).await {
+                    return;
+                }
+                continue;
+            }
+            Err(e) => {
+                error!(channel = %ch.name, destination = %config.name, error = %e, "cannot read the outbox");
+                if !idle_for(IDLE_POLL, &stop).await {
+                    return;
+                }
+                continue;
+            }
+        };
+        if let Some(limiter) = limiter.as_mut() {
+            while let Err(wait) = limiter.acquire(Instant::now()) {
+                tokio::time::sleep(wait).await;
+            }
+        }
+        let started = Instant::now();
+        let delivery = connector.deliver(&lease, &ch.store).await;
+        rt.metrics.delivery.observe(started.elapsed());
+        let control_id = lease.control_id().unwrap_or_default().to_owned();
+        let (seq, attempt) = (lease.seq(), lease.attempt());
+        let settlement = settle(&config, &delivery, attempt, now_millis());
+        match &settlement {
+            Settlement::Sent { .. } => {
+                inc(&rt.metrics.sent);
+                if let Some(b) = breaker.as_mut() {
+                    if b.success() == Transition::Closed {
+                        rt.metrics
+                            .circuit_open
+                            .store(false, std::sync::atomic::Ordering::Relaxed);
+                        info!(channel = %ch.name, destination = %config.name, "circuit closed: destination is answering again");
+                    }
+                }
+            }
+            Settlement::Retry { error, .. } => {
+                inc(&rt.metrics.retried);
+                warn!(channel = %ch.name, destination = %config.name, control_id, seq, attempt, error = %error, "delivery failed; will retry");
+            }
+            Settlement::Failed { error } => {
+                inc(&rt.metrics.errored);
+                warn!(channel = %ch.name, destination = %config.name, control_id, seq, attempt, error = %error, "delivery failed for good; message errored");
+            }
+        }
+        if !matches!(settlement, Settlement::Sent { .. }) {
+            if let Some(b) = breaker.as_mut() {
+                if b.failure(Instant::now()) == Transition::Opened {
+                    rt.metrics
+                        .circuit_open
+                        .store(true, std::sync::atomic::Ordering::Relaxed);
+                    warn!(channel = %ch.name, destination = %config.name, "circuit open: pausing deliveries for the cool-down");
+                }
+            }
+        }
+        if let Err(e) = ch.store.settle(lease, now_millis(), settlement) {
+            error!(channel = %ch.name, destination = %config.name, control_id, seq, error = %e, "cannot record the delivery; it will be retried");
+        }
+    }
+}
+
+async fn idle_for(wait: Duration, stop: &CancellationToken) -> bool {
+    tokio::select! {
+        _ = tokio::time::sleep(wait) => true,
+        _ = stop.cancelled() => false,
+    }
+}
+
+/// Turn a delivery result into what the store records, applying the retry policy.
+fn settle(
+    config: &DestinationConfig,
+    delivery: &Delivery,
+    attempt: u32,
+    now: UnixMillis,
+) -> Settlement {
+    match delivery {
+        Delivery::Sent(response) => Settlement::Sent {
+            response: response.clone(),
+        },
+        Delivery::Permanent(error) => Settlement::Failed {
+            error: error.clone(),
+        },
+        Delivery::Retry(error) if backoff::exhausted(&config.retry, attempt) => {
+            Settlement::Failed {
+                error: format!("{error} (gave up after {attempt} attempts)"),
+            }
+        }
+        Delivery::Retry(error) => {
+            let wait = backoff::delay(&config.retry, attempt);
+            Settlement::Retry {
+                error: error.clone(),
+                next_attempt_at: now
+                    .saturating_add(u64::try_from(wait.as_millis()).unwrap_or(u64::MAX)),
+            }
+        }
+    }
+}

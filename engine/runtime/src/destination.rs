@@ -1,0 +1,258 @@
+//! Destination connectors: how one outbox entry is delivered, and how failures are classified.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use junction_config::{DestinationKind, HttpMethod, OnNak};
+use junction_hl7::{MessageBuf, Path};
+use junction_net::{ClientTls, Sender, SenderConfig};
+use junction_store::{OutboxLease, Store};
+
+use crate::channels::ChannelDirectory;
+
+/// How one delivery attempt ended.
+#[derive(Debug)]
+pub enum Delivery {
+    /// Delivered; the peer's answer (ACK, HTTP status and body excerpt) is kept on the record.
+    Sent(Option<String>),
+    /// Failed in a way that may pass (peer down, 5xx, timeout): retry with backoff.
+    Retry(String),
+    /// Failed in a way retrying will not fix (4xx, AE/AR with `on_nak: error`): mark errored now.
+    Permanent(String),
+}
+
+/// A destination's live connection or writer.
+pub enum Connector {
+    /// Persistent MLLP connection.
+    Mllp {
+        /// The sender (reconnects itself).
+        sender: Box<Sender>,
+        /// What an AE/AR means.
+        on_nak: OnNak,
+    },
+    /// One file per message.
+    File {
+        /// Folder to write into.
+        dir: PathBuf,
+        /// Name template (`${MSH-10}` etc.).
+        name: String,
+    },
+    /// HTTP request per message.
+    Http {
+        /// Shared client (connection pool).
+        client: reqwest::Client,
+        /// Target URL.
+        url: String,
+        /// Method.
+        method: reqwest::Method,
+        /// Extra headers.
+        headers: Vec<(String, String)>,
+    },
+    /// Hand over to another channel's inbox.
+    Channel {
+        /// Target channel name.
+        target: String,
+        /// Where to find the target's inbox notifier.
+        directory: Arc<ChannelDirectory>,
+    },
+}
+
+/// The destination could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectorError {
+    /// MLLP sender setup failed (TLS files, framing).
+    #[error("MLLP destination: {0}")]
+    Mllp(#[from] junction_net::TransportError),
+    /// HTTP client setup failed.
+    #[error("HTTP destination: {0}")]
+    Http(#[from] reqwest::Error),
+}
+
+impl Connector {
+    /// Build the connector for a destination's configuration.
+    pub fn build(
+        kind: &DestinationKind,
+        directory: &Arc<ChannelDirectory>,
+    ) -> Result<Self, ConnectorError> {
+        Ok(match kind {
+            DestinationKind::Mllp(m) => {
+                let mut config = SenderConfig::new(m.connect.clone());
+                config.connect_timeout = m.connect_timeout;
+                config.ack_timeout = m.ack_timeout;
+                config.keepalive = m.keepalive.then_some(Duration::from_secs(60));
+                // The destination worker owns the retry schedule; the sender must not add its own wait.
+                config.backoff_initial = Duration::from_millis(1);
+                config.backoff_max = Duration::from_millis(1);
+                config.tls = m.tls.as_ref().and_then(|t| {
+                    t.ca.clone().map(|ca| ClientTls {
+                        ca,
+                        identity: t.cert.clone().zip(t.key.clone()),
+                        server_name: None,
+                    })
+                });
+                Connector::Mllp {
+                    sender: Box::new(Sender::new(config)?),
+                    on_nak: m.on_nak,
+                }
+            }
+            DestinationKind::File(f) => Connector::File {
+                dir: f.dir.clone(),
+                name: f.name.clone(),
+            },
+            DestinationKind::Http(h) => Connector::Http {
+                client: reqwest::Client::builder().timeout(h.timeout).build()?,
+                url: h.url.clone(),
+                method: match h.method {
+                    HttpMethod::Post => reqwest::Method::POST,
+                    HttpMethod::Put => reqwest::Method::PUT,
+                    HttpMethod::Patch => reqwest::Method::PATCH,
+                },
+                headers: h
+                    .headers
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect(),
+            },
+            DestinationKind::Channel(target) => Connector::Channel {
+                target: target.clone(),
+                directory: Arc::clone(directory),
+            },
+        })
+    }
+
+    /// Deliver one outbox entry.
+    pub async fn deliver(&mut self, lease: &OutboxLease, store: &Arc<dyn Store>) -> Delivery {
+        match self {
+            Connector::Mllp { sender, on_nak } => match sender.send(lease.payload()).await {
+                Ok(Ok(delivered)) => {
+                    Delivery::Sent(Some(String::from_utf8_lossy(&delivered.ack).into_owned()))
+                }
+                Ok(Err(nak)) => {
+                    let reason = format!(
+                        "{} from {}: {}",
+                        nak.code.as_str(),
+                        sender.address(),
+                        nak.reason.as_deref().unwrap_or("no reason given")
+                    );
+                    match on_nak {
+                        OnNak::Retry => Delivery::Retry(reason),
+                        OnNak::Error => Delivery::Permanent(reason),
+                    }
+                }
+                Err(junction_net::TransportError::InvalidMessage(e)) => {
+                    Delivery::Permanent(format!("cannot send as HL7: {e}"))
+                }
+                Err(e) => Delivery::Retry(e.to_string()),
+            },
+            Connector::File { dir, name } => {
+                let raw = store
+                    .raw(lease.channel(), lease.seq())
+                    .ok()
+                    .flatten()
+                    .unwrap_or_default();
+                let file_name = render_name(name, &raw, lease);
+                write_file(dir, &file_name, lease.payload()).await
+            }
+            Connector::Http {
+                client,
+                url,
+                method,
+                headers,
+            } => {
+                let mut request = client
+                    .request(method.clone(), url.as_str())
+                    .header("content-type", lease.content_type())
+                    .body(lease.payload().to_vec());
+                for (k, v) in headers.iter() {
+                    request = request.header(k.as_str(), v.as_str());
+                }
+                match request.send().await {
+                    Ok(response) => {
+                        let status = response.status();
+                        let body = response.text().await.unwrap_or_default();
+                        let excerpt: String = body.chars().take(512).collect();
+                        let summary = format!("HTTP {status}: {excerpt}");
+                        if status.is_success() {
+                            Delivery::Sent(Some(summary))
+                        } else if status.is_client_error() {
+                            Delivery::Permanent(summary)
+                        } else {
+                            Delivery::Retry(summary)
+                        }
+                    }
+                    Err(e) => Delivery::Retry(format!("HTTP request to {url} failed: {e}")),
+                }
+            }
+            Connector::Channel { target, directory } => {
+                directory
+                    .hand_over(store, target, lease.payload(), lease.control_id())
+                    .await
+            }
+        }
+    }
+}
+
+/// Expand `${HL7-path}`, `${message_id}` and `${channel}` in a file name template. Values are made
+/// safe for a file name; an absent value becomes the message's sequence number so names stay unique.
+fn render_name(template: &str, raw: &[u8], lease: &OutboxLease) -> String {
+    let msg = MessageBuf::parse(raw).ok();
+    let mut out = String::new();
+    let mut rest = template;
+    while let Some(start) = rest.find("${") {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + 2..];
+        let Some(end) = after.find('}') else {
+            out.push_str(&rest[start..]);
+            rest = "";
+            break;
+        };
+        let key = &after[..end];
+        let value = match key {
+            "message_id" => lease.seq().to_string(),
+            "channel" => lease.channel().to_owned(),
+            path => msg
+                .as_ref()
+                .zip(path.parse::<Path>().ok())
+                .and_then(|(m, p)| m.get(&p))
+                .filter(|v| !v.is_empty())
+                .unwrap_or_else(|| lease.seq().to_string()),
+        };
+        out.extend(value.chars().map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') {
+                c
+            } else {
+                '_'
+            }
+        }));
+        rest = &after[end + 1..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Write atomically (temp file, fsync, rename) so a reader never sees half a message and a crash
+/// between attempts leaves either the whole file or none.
+async fn write_file(dir: &std::path::Path, name: &str, payload: &[u8]) -> Delivery {
+    let dir = dir.to_path_buf();
+    let file_name = name.to_owned();
+    let payload = payload.to_vec();
+    let result = tokio::task::spawn_blocking(move || -> std::io::Result<PathBuf> {
+        let name = file_name;
+        use std::io::Write;
+        std::fs::create_dir_all(&dir)?;
+        let target = dir.join(&name);
+        let tmp = dir.join(format!(".{name}.tmp"));
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(&payload)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, &target)?;
+        Ok(target)
+    })
+    .await;
+    match result {
+        Ok(Ok(path)) => Delivery::Sent(Some(format!("wrote {}", path.display()))),
+        Ok(Err(e)) => Delivery::Retry(format!("cannot write file {name}: {e}")),
+        Err(e) => Delivery::Retry(format!("file writer failed: {e}")),
+    }
+}
