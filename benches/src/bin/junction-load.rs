@@ -38,6 +38,10 @@ struct Args {
     /// Messages per run (split evenly over the connections).
     #[arg(long, default_value_t = 20_000)]
     messages: usize,
+    /// Runs per target and connection count, interleaved; the run with the median throughput is reported
+    /// (other load on the machine skews single runs).
+    #[arg(long, default_value_t = 3)]
+    repeat: usize,
     /// Message template file (MSH-10 is replaced per message); default: a built-in ADT^A01.
     #[arg(long, value_name = "FILE")]
     message: Option<PathBuf>,
@@ -333,8 +337,7 @@ async fn main_async(args: Args) -> Result<(), String> {
         "target", "conns", "messages", "msgs/s", "p50(us)", "p99(us)", "max(us)"
     );
     for &connections in &args.connections {
-        let mut rates = Vec::new();
-        for (name, addr) in &targets {
+        for (_, addr) in &targets {
             // Warm-up: connections, allocator and caches, not counted.
             run(
                 *addr,
@@ -343,14 +346,32 @@ async fn main_async(args: Args) -> Result<(), String> {
                 (args.messages / 10).max(connections),
             )
             .await;
-            let report = run(*addr, &template, connections, args.messages).await;
-            report.print(name, connections);
-            rates.push((name.clone(), report.rate()));
+        }
+        let mut runs: Vec<Vec<Report>> = targets.iter().map(|_| Vec::new()).collect();
+        for _ in 0..args.repeat.max(1) {
+            for ((_, addr), reports) in targets.iter().zip(&mut runs) {
+                reports.push(run(*addr, &template, connections, args.messages).await);
+            }
+        }
+        let mut rates = Vec::new();
+        for ((name, _), mut reports) in targets.iter().zip(runs) {
+            reports.sort_by(|a, b| a.rate().total_cmp(&b.rate()));
+            let all: Vec<String> = reports.iter().map(|r| format!("{:.0}", r.rate())).collect();
+            let Some(median) = reports.get(reports.len() / 2) else {
+                continue;
+            };
+            median.print(name, connections);
+            println!(
+                "{:<10} {connections:>5}  all runs msgs/s: {}",
+                "",
+                all.join(" ")
+            );
+            rates.push((name.clone(), median.rate()));
         }
         if let (Some((_, echo)), true) = (rates.first(), args.echo && rates.len() > 1) {
             for (name, rate) in rates.iter().skip(1) {
                 println!(
-                    "  {name} = {:.0}% of echo at {connections} connection(s)",
+                    "  {name} = {:.0}% of echo at {connections} connection(s) (medians)",
                     100.0 * rate / echo
                 );
             }
