@@ -15,12 +15,21 @@ fn main() {
     files.sort();
     let mut out = String::from("/// The shipped vocabulary maps: (name, CSV text).\npub(crate) const SHIPPED_MAPS: &[(&str, &str)] = &[\n");
     for path in &files {
-        let Some(name) = path.file_stem().and_then(|s| s.to_str()) else { continue };
-        let Ok(abs) = path.canonicalize() else { continue };
-        let _ = writeln!(out, "    ({name:?}, include_str!({:?})),", abs.display().to_string());
+        let Some(name) = path.file_stem().and_then(|s| s.to_str()) else {
+            continue;
+        };
+        let Ok(abs) = path.canonicalize() else {
+            continue;
+        };
+        let _ = writeln!(
+            out,
+            "    ({name:?}, include_str!({:?})),",
+            abs.display().to_string()
+        );
     }
     out.push_str("];\n");
-    let dest = PathBuf::from(std::env::var_os("OUT_DIR").unwrap_or_default()).join("shipped_maps.rs");
+    let dest =
+        PathBuf::from(std::env::var_os("OUT_DIR").unwrap_or_default()).join("shipped_maps.rs");
     if let Err(e) = std::fs::write(&dest, out) {
         println!("cargo:warning=cannot write {}: {e}", dest.display());
     }

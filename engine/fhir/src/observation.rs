@@ -149,7 +149,7 @@ fn hex(text: &str) -> Option<Vec<u8>> {
 }
 
 /// Standard base64 with padding (RFC 4648), for FHIR `base64Binary`.
-fn base64(bytes: &[u8]) -> String {
+pub fn base64(bytes: &[u8]) -> String {
     const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
     for chunk in bytes.chunks(3) {

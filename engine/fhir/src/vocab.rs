@@ -199,14 +199,19 @@ fn reader_builder() -> csv::ReaderBuilder {
 }
 
 fn load_map(path: &Path) -> Result<VocabMap, VocabError> {
-    let reader = reader_builder().from_path(path).map_err(|source| VocabError::Read {
-        path: path.to_owned(),
-        source,
-    })?;
+    let reader = reader_builder()
+        .from_path(path)
+        .map_err(|source| VocabError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
     read_map(reader, path)
 }
 
-fn read_map<R: std::io::Read>(mut reader: csv::Reader<R>, path: &Path) -> Result<VocabMap, VocabError> {
+fn read_map<R: std::io::Read>(
+    mut reader: csv::Reader<R>,
+    path: &Path,
+) -> Result<VocabMap, VocabError> {
     let read_err = |source| VocabError::Read {
         path: path.to_owned(),
         source,

@@ -366,8 +366,17 @@ fn register_datatypes(engine: &mut Engine) {
     );
 }
 
-/// Vocabulary maps and observation values.
+/// Vocabulary maps, values given as text, and observation values.
 fn register_values(engine: &mut Engine) {
+    engine.register_fn("datetime_of", |fx: &mut FhirContext, text: &str| {
+        opt_str(time::datetime(text, fx.0.zone))
+    });
+    engine.register_fn("instant_of", |fx: &mut FhirContext, text: &str| {
+        opt_str(time::instant(text, fx.0.zone))
+    });
+    engine.register_fn("base64", |_: &mut FhirContext, text: &str| {
+        observation::base64(text.as_bytes())
+    });
     engine.register_fn(
         "map",
         |fx: &mut FhirContext, map: &str, code: &str| -> Res<Dynamic> {

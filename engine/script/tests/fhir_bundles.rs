@@ -200,3 +200,242 @@ fn adt_a01_patient_encounter_and_patient_level_resources() {
 fn same_message_twice_gives_the_same_bundle() {
     assert_eq!(bundle("adt_a01.hl7"), bundle("adt_a01.hl7"));
 }
+
+#[test]
+fn oru_r01_report_with_typed_observation_values() {
+    let b = bundle("oru_r01.hl7");
+    let p = one(&b, "Patient");
+    assert_eq!(p["gender"], "female");
+    let report = one(&b, "DiagnosticReport");
+    let order = one(&b, "ServiceRequest");
+    assert_eq!(report["basedOn"][0]["reference"], reference_to(order));
+    assert_eq!(report["status"], "final");
+    assert_eq!(report["code"]["coding"][0]["system"], "http://loinc.org");
+    assert_eq!(report["issued"], "2024-02-20T14:25:00-08:00");
+    assert_eq!(
+        entry_of(&b, report)["request"]["url"],
+        "DiagnosticReport?identifier=urn:id:CITYLAB|FIL-99"
+    );
+    let obs = of_type(&b, "Observation");
+    assert_eq!(obs.len(), 6);
+    let results: Vec<&Value> = report["result"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| &r["reference"])
+        .collect();
+    assert!(obs
+        .iter()
+        .all(|o| results.contains(&&Value::String(reference_to(o)))));
+    let by_code = |code: &str| {
+        *obs.iter()
+            .find(|o| o["code"]["coding"][0]["code"] == code)
+            .unwrap()
+    };
+    let glucose = by_code("2345-7");
+    assert_eq!(glucose["valueQuantity"]["value"], 105);
+    assert_eq!(glucose["valueQuantity"]["code"], "mg/dL");
+    assert_eq!(glucose["interpretation"][0]["coding"][0]["code"], "H");
+    assert_eq!(glucose["referenceRange"][0]["low"]["value"], 70);
+    assert_eq!(glucose["note"][0]["text"], "Fasting specimen");
+    assert_eq!(glucose["effectiveDateTime"], "2024-02-20T12:15:00-08:00");
+    assert_eq!(glucose["status"], "final");
+    assert_eq!(
+        by_code("2951-2")["valueQuantity"]["system"],
+        "http://unitsofmeasure.org"
+    );
+    let albumin = by_code("1751-7");
+    assert_eq!(albumin["valueQuantity"]["comparator"], ">");
+    assert_eq!(albumin["valueQuantity"]["value"], 5.5);
+    assert_eq!(
+        by_code("8251-1")["valueString"],
+        "Specimen slightly hemolyzed"
+    );
+    let covid = &by_code("94500-6")["valueCodeableConcept"]["coding"][0];
+    assert_eq!(
+        (covid["system"].as_str(), covid["code"].as_str()),
+        (Some("http://snomed.info/sct"), Some("260373001"))
+    );
+    assert_eq!(
+        by_code("33882-2")["valueDateTime"],
+        "2024-02-20T12:15:00-08:00"
+    );
+}
+
+#[test]
+fn orm_o01_and_oml_o21_give_service_requests() {
+    let b = bundle("orm_o01.hl7");
+    let sr = one(&b, "ServiceRequest");
+    assert_eq!(sr["status"], "active");
+    assert_eq!(sr["intent"], "order");
+    assert_eq!(sr["priority"], "stat");
+    assert_eq!(
+        sr["code"]["coding"][0]["system"],
+        "http://www.ama-assn.org/go/cpt"
+    );
+    assert_eq!(sr["note"][0]["text"], "Patient on anticoagulants");
+    assert_eq!(sr["authoredOn"], "2024-03-01T08:55:00+01:00");
+    assert_eq!(
+        sr["supportingInfo"][0]["reference"],
+        reference_to(one(&b, "Observation"))
+    );
+    let doc = one(&b, "Practitioner");
+    assert_eq!(sr["requester"]["reference"], reference_to(doc));
+    assert_eq!(one(&b, "Encounter")["class"]["code"], "EMER");
+
+    let b = bundle("oml_o21.hl7");
+    let sr = one(&b, "ServiceRequest");
+    assert_eq!(sr["code"]["coding"][0]["code"], "2093-3");
+    assert_eq!(sr["identifier"][0]["type"]["coding"][0]["code"], "PLAC");
+    assert_eq!(sr["subject"]["reference"], reference_to(one(&b, "Patient")));
+}
+
+#[test]
+fn vxu_v04_gives_immunization() {
+    let b = bundle("vxu_v04.hl7");
+    let im = one(&b, "Immunization");
+    assert_eq!(im["status"], "completed");
+    assert_eq!(
+        im["vaccineCode"]["coding"][0]["system"],
+        "http://hl7.org/fhir/sid/cvx"
+    );
+    assert_eq!(im["vaccineCode"]["coding"][0]["code"], "08");
+    assert_eq!(im["occurrenceDateTime"], "2024-04-05T10:30:00-04:00");
+    assert_eq!(im["doseQuantity"]["value"], 0.5);
+    assert_eq!(im["lotNumber"], "LOT123");
+    assert_eq!(im["expirationDate"], "2025-12-31");
+    assert_eq!(im["primarySource"], true);
+    assert_eq!(im["route"]["coding"][0]["code"], "IM");
+    assert_eq!(im["site"]["coding"][0]["code"], "LA");
+    assert_eq!(
+        im["manufacturer"]["reference"],
+        reference_to(one(&b, "Organization"))
+    );
+    assert_eq!(
+        one(&b, "Organization")["identifier"][0]["system"],
+        "http://terminology.hl7.org/CodeSystem/MVX"
+    );
+    assert_eq!(
+        one(&b, "Observation")["valueCodeableConcept"]["coding"][0]["code"],
+        "V02"
+    );
+}
+
+#[test]
+fn siu_s12_gives_appointment_with_participants() {
+    let b = bundle("siu_s12.hl7");
+    let a = one(&b, "Appointment");
+    assert_eq!(a["status"], "booked");
+    assert_eq!(a["start"], "2024-05-20T09:30:00-05:00");
+    assert_eq!(a["end"], "2024-05-20T10:00:00-05:00");
+    assert_eq!(a["serviceType"][0]["coding"][0]["code"], "99213");
+    let actors: Vec<&Value> = a["participant"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| &p["actor"]["reference"])
+        .collect();
+    for r in ["Patient", "Location", "Practitioner"] {
+        assert!(
+            actors.contains(&&Value::String(reference_to(one(&b, r)))),
+            "{r} not a participant"
+        );
+    }
+}
+
+#[test]
+fn mdm_t02_gives_document_reference_with_text() {
+    let b = bundle("mdm_t02.hl7");
+    let d = one(&b, "DocumentReference");
+    assert_eq!(d["status"], "current");
+    assert_eq!(d["docStatus"], "final");
+    assert_eq!(d["type"]["coding"][0]["code"], "DS");
+    assert_eq!(d["date"], "2024-06-12T14:00:00-05:00");
+    assert_eq!(
+        d["author"][0]["reference"],
+        reference_to(one(&b, "Practitioner"))
+    );
+    let data = d["content"][0]["attachment"]["data"].as_str().unwrap();
+    // base64 of the two OBX lines joined by a line break.
+    assert_eq!(
+        data,
+        "UGF0aWVudCBkaXNjaGFyZ2VkIGluIGdvb2QgY29uZGl0aW9uLgpGb2xsb3cgdXAgaW4gdHdvIHdlZWtzLg=="
+    );
+    assert_eq!(
+        d["context"]["encounter"][0]["reference"],
+        reference_to(one(&b, "Encounter"))
+    );
+}
+
+#[test]
+fn dft_p03_gives_charge_items() {
+    let b = bundle("dft_p03.hl7");
+    let c = one(&b, "ChargeItem");
+    assert_eq!(c["status"], "billable");
+    assert_eq!(c["code"]["coding"][0]["code"], "99213");
+    assert_eq!(
+        c["priceOverride"],
+        serde_json::json!({"value": 125.5, "currency": "USD"})
+    );
+    assert_eq!(
+        c["context"]["reference"],
+        reference_to(one(&b, "Encounter"))
+    );
+    assert_eq!(c["occurrenceDateTime"], "2024-07-15T10:00:00-05:00");
+}
+
+#[test]
+fn adt_a40_links_surviving_and_merged_patients() {
+    let b = bundle("adt_a40.hl7");
+    let patients = of_type(&b, "Patient");
+    assert_eq!(patients.len(), 2);
+    let survivor = patients
+        .iter()
+        .find(|p| p["identifier"][0]["value"] == "MRN-1001")
+        .unwrap();
+    let old = patients
+        .iter()
+        .find(|p| p["identifier"][0]["value"] == "MRN-0999")
+        .unwrap();
+    assert_eq!(
+        survivor["link"][0],
+        serde_json::json!({"other": {"reference": reference_to(old)}, "type": "replaces"})
+    );
+    assert_eq!(old["link"][0]["type"], "replaced-by");
+    assert_eq!(old["active"], false);
+}
+
+#[test]
+fn message_bundle_and_nk1_as_contact_are_options() {
+    let (engine, script) = engine_and_script(Some(
+        r#"import "fhir/bundle" as bundle;
+        bundle::convert(msg, #{ bundle_type: "message", nk1_as: "contact" })"#,
+    ));
+    let b = run(&engine, &script, &message("adt_a01.hl7"));
+    assert_bundle_sound(&b);
+    assert_eq!(b["type"], "message");
+    let entries = b["entry"].as_array().unwrap();
+    let header = &entries[0]["resource"];
+    assert_eq!(header["resourceType"], "MessageHeader");
+    assert_eq!(header["eventCoding"]["code"], "A01");
+    assert!(entries.iter().all(|e| e.get("request").is_none()));
+    assert!(of_type(&b, "RelatedPerson").is_empty());
+    assert_eq!(
+        one(&b, "Patient")["contact"][0]["name"]["family"],
+        "Everywoman"
+    );
+}
+
+#[test]
+fn unsupported_message_type_is_a_clear_error() {
+    let (engine, script) = engine_and_script(None);
+    let msg = MessageBuf::parse(b"MSH|^~\\&|A|B|C|D|20240101||QRY^A19|1|P|2.5\r").unwrap();
+    let err = engine
+        .run_transform(&script, msg, &mut Map::new())
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("no FHIR mapping for message type QRY^A19"),
+        "{err}"
+    );
+}
