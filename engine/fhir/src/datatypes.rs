@@ -68,7 +68,8 @@ pub fn coding_system_uri(cx: &Ctx, name: &str) -> Option<String> {
 /// Keeps URIs (`http:`, `urn:`) as they are, turns a bare OID into `urn:oid:`, anything else into `urn:id:`.
 fn uri_or_local(name: &str) -> String {
     if name.starts_with("http://") || name.starts_with("https://") || name.starts_with("urn:") {
-        name.to_owned()
+        // A FHIR uri has no whitespace; a sender's stray space is percent-encoded rather than dropped.
+        name.replace(' ', "%20").replace(char::is_whitespace, "")
     } else if is_oid(name) {
         format!("urn:oid:{name}")
     } else {
@@ -81,6 +82,15 @@ pub fn is_oid(s: &str) -> bool {
     s.contains('.')
         && s.split('.')
             .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+}
+
+/// Whether `s` is a UUID in its 8-4-4-4-12 hex form.
+fn is_uuid(s: &str) -> bool {
+    let groups: Vec<&str> = s.split('-').collect();
+    groups.iter().map(|g| g.len()).eq([8, 4, 4, 4, 12])
+        && groups
+            .iter()
+            .all(|g| g.bytes().all(|b| b.is_ascii_hexdigit()))
 }
 
 /// One FHIR `Coding` from code, display and coding-system name; `None` when code and display are both empty.
@@ -172,8 +182,8 @@ pub fn hd_system(cx: &Ctx, hd: &Rep) -> Option<String> {
     }
     if !universal.is_empty() {
         return Some(match kind.to_ascii_uppercase().as_str() {
-            "ISO" => format!("urn:oid:{universal}"),
-            "UUID" => format!("urn:uuid:{}", universal.to_ascii_lowercase()),
+            "ISO" if is_oid(universal) => format!("urn:oid:{universal}"),
+            "UUID" if is_uuid(universal) => format!("urn:uuid:{}", universal.to_ascii_lowercase()),
             _ => uri_or_local(universal),
         });
     }

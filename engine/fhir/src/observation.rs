@@ -102,7 +102,16 @@ pub fn attachment(ed: &Rep) -> Option<Value> {
         return None;
     }
     let data = match encoding.to_ascii_uppercase().as_str() {
-        "BASE64" => data.split_whitespace().collect::<String>(),
+        "BASE64" => {
+            let compact: String = data.split_whitespace().collect();
+            // Data that says Base64 but is not (escape sequences, line-break commands) is kept as the
+            // text that was received rather than sent as an invalid base64Binary.
+            if is_base64(&compact) {
+                compact
+            } else {
+                base64(data.as_bytes())
+            }
+        }
         "HEX" => base64(&hex(data)?),
         _ => base64(data.as_bytes()),
     };
@@ -119,6 +128,15 @@ pub fn attachment(ed: &Rep) -> Option<Value> {
     }
     m.insert("data".into(), json!(data));
     Some(Value::Object(m))
+}
+
+fn is_base64(s: &str) -> bool {
+    let body = s.trim_end_matches('=');
+    s.len() % 4 == 0
+        && s.len() - body.len() <= 2
+        && body
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'+' || b == b'/')
 }
 
 /// HL7 table 0191 type of data to the MIME top-level type.
@@ -294,6 +312,8 @@ mod tests {
         let a = attachment(&Rep::from_plain("^^^Hex^48 69")).unwrap();
         assert_eq!(a, json!({"data": "SGk="}));
         assert_eq!(attachment(&Rep::from_plain("^^^Hex^4")), None);
+        let a = attachment(&Rep::from_plain("^^^Base64^ab\\.br\\cd")).unwrap();
+        assert_eq!(a["data"], base64(b"ab\\.br\\cd"));
         assert_eq!(base64(b""), "");
         assert_eq!(base64(b"ab"), "YWI=");
     }

@@ -8,7 +8,12 @@ use junction_hl7::datetime::{self, DateTime};
 
 /// FHIR `date` (`YYYY[-MM[-DD]]`); `None` when the text is not an HL7 date.
 pub fn date(value: &str) -> Option<String> {
-    datetime::parse(value.trim()).ok().map(|d| d.to_fhir_date())
+    parse(value).map(|d| d.to_fhir_date())
+}
+
+/// Year 0000 is how some senders say "unknown"; FHIR has no year 0, so such a value is no value.
+fn parse(value: &str) -> Option<DateTime> {
+    datetime::parse(value.trim()).ok().filter(|d| d.year > 0)
 }
 
 /// FHIR `dateTime` keeping precision and zone; `zone` (minutes east of UTC) fills a missing zone.
@@ -22,7 +27,7 @@ pub fn instant(value: &str, zone: Option<i16>) -> Option<String> {
 }
 
 fn zoned(value: &str, zone: Option<i16>) -> Option<DateTime> {
-    let mut d = datetime::parse(value.trim()).ok()?;
+    let mut d = parse(value)?;
     if d.offset_minutes.is_none() {
         match zone {
             Some(z) => d = d.with_default_offset(z),
@@ -101,6 +106,7 @@ mod tests {
         );
         assert_eq!(datetime("2024", None).as_deref(), Some("2024"));
         assert_eq!(date("not a date"), None);
+        assert_eq!(date("00000000"), None);
         assert_eq!(datetime("", Some(0)), None);
     }
 

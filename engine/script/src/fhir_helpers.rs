@@ -185,6 +185,10 @@ fn register_message(engine: &mut Engine) {
             .collect()
     });
     engine.register_get("facility", |fx: &mut FhirContext| fx.0.facility.clone());
+    engine.register_get("facility_system", |fx: &mut FhirContext| {
+        let msh4 = hl7::field_rep(&fx.0.buf, 0, 4);
+        dt::hd_system(&fx.ctx(), &msh4).unwrap_or_else(|| String::from("urn:id:unknown"))
+    });
     engine.register_get("zone_known", |fx: &mut FhirContext| fx.0.zone.is_some());
     engine.register_fn(
         "resource_id",
