@@ -132,7 +132,7 @@ pub fn attachment(ed: &Rep) -> Option<Value> {
 
 fn is_base64(s: &str) -> bool {
     let body = s.trim_end_matches('=');
-    s.len() % 4 == 0
+    s.len().checked_rem(4) == Some(0)
         && s.len() - body.len() <= 2
         && body
             .bytes()
