@@ -304,8 +304,6 @@ fn name_parts(
 ) -> Option<Value> {
     let mut m = Map::new();
     put_str(&mut m, "family", family);
-    // XPN-3 may hold several middle names separated by spaces; each is a given name in FHIR.
-    let given: Vec<&str> = given.iter().flat_map(|g| g.split_whitespace()).collect();
     put(&mut m, "given", strings(given));
     put(&mut m, "prefix", strings([prefix]));
     put(&mut m, "suffix", strings(suffix));
@@ -690,7 +688,7 @@ mod tests {
         let n = human_name(&v, &r("Everyman&van&Everyman^Adam^A Bo^III^Dr^PhD^L")).unwrap();
         assert_eq!(
             n,
-            json!({"family": "Everyman", "given": ["Adam", "A", "Bo"], "prefix": ["Dr"], "suffix": ["III", "PhD"], "use": "official"})
+            json!({"family": "Everyman", "given": ["Adam", "A Bo"], "prefix": ["Dr"], "suffix": ["III", "PhD"], "use": "official"})
         );
         assert_eq!(
             human_name(&v, &r("^^^^^^L")),

@@ -242,3 +242,279 @@ fn corpus_messages_convert_and_validate() {
         "fewer than 90% of supported corpus messages converted"
     );
 }
+
+/// Agreement of one field: how many pairs had it in the other converter's output, and how many agreed.
+#[derive(Default, Debug)]
+struct Tally {
+    compared: usize,
+    agreed: usize,
+}
+
+impl Tally {
+    fn add(&mut self, agreed: bool) {
+        self.compared += 1;
+        self.agreed += usize::from(agreed);
+    }
+
+    fn rate(&self) -> f64 {
+        if self.compared == 0 {
+            return 1.0;
+        }
+        self.agreed as f64 / self.compared as f64
+    }
+}
+
+fn resources<'a>(b: &'a Value, rtype: &str) -> Vec<&'a Value> {
+    b["entry"]
+        .as_array()
+        .map(|e| {
+            e.iter()
+                .map(|e| &e["resource"])
+                .filter(|r| r["resourceType"] == rtype)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn lower(v: &Value) -> Option<String> {
+    v.as_str().map(|s| s.trim().to_lowercase())
+}
+
+/// Two date-times agree when they name the same instant at the precision both have (converters differ
+/// in the zone they write: `11:34+01:10` and `15:54+05:30` are the same moment).
+fn same_time(a: &Value, b: &Value) -> bool {
+    match (
+        a.as_str().and_then(minutes_utc),
+        b.as_str().and_then(minutes_utc),
+    ) {
+        (Some(x), Some(y)) => x == y,
+        _ => match (a.as_str(), b.as_str()) {
+            (Some(a), Some(b)) => {
+                let n = a.len().min(b.len()).min(10);
+                a.get(..n) == b.get(..n)
+            }
+            _ => false,
+        },
+    }
+}
+
+/// Minutes since 1970 (UTC) of a FHIR dateTime with a time and a zone.
+fn minutes_utc(s: &str) -> Option<i64> {
+    let num = |r: std::ops::Range<usize>| s.get(r)?.parse::<i64>().ok();
+    let (y, mo, d, h, mi) = (
+        num(0..4)?,
+        num(5..7)?,
+        num(8..10)?,
+        num(11..13)?,
+        num(14..16)?,
+    );
+    let zone = s
+        .get(19..)?
+        .trim_start_matches(|c: char| c == '.' || c.is_ascii_digit());
+    let offset = match zone {
+        "Z" => 0,
+        z if z.len() == 6 => {
+            let m = z.get(1..3)?.parse::<i64>().ok()? * 60 + z.get(4..6)?.parse::<i64>().ok()?;
+            if z.starts_with('-') {
+                -m
+            } else {
+                m
+            }
+        }
+        _ => return None,
+    };
+    // Days from civil (Howard Hinnant's algorithm).
+    let (y, m) = if mo <= 2 {
+        (y - 1, mo + 9)
+    } else {
+        (y, mo - 3)
+    };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * m + 2) / 5 + d - 1;
+    let days = era * 146_097 + yoe * 365 + yoe / 4 - yoe / 100 + doy - 719_468;
+    Some(days * 1440 + h * 60 + mi - offset)
+}
+
+fn obs_code(o: &Value) -> Option<String> {
+    o["code"]["coding"][0]["code"].as_str().map(str::to_owned)
+}
+
+fn obs_value(o: &Value) -> Option<String> {
+    if let Some(v) = o["valueQuantity"]["value"].as_f64() {
+        return Some(format!("{v}"));
+    }
+    if let Some(s) = o["valueString"].as_str() {
+        return Some(s.trim().to_owned());
+    }
+    o["valueCodeableConcept"]["coding"][0]["code"]
+        .as_str()
+        .map(str::to_owned)
+}
+
+fn obs_unit(o: &Value) -> Option<(String, String)> {
+    let q = &o["valueQuantity"];
+    let unit = q["unit"].as_str().unwrap_or_default().to_owned();
+    let code = q["code"].as_str().unwrap_or_default().to_owned();
+    (!unit.is_empty() || !code.is_empty()).then_some((unit, code))
+}
+
+fn compare(ours: &Value, theirs: &Value, t: &mut BTreeMap<&'static str, Tally>) {
+    if let (Some(p), Some(q)) = (
+        resources(ours, "Patient").first(),
+        resources(theirs, "Patient").first(),
+    ) {
+        if q["name"][0]["family"].is_string() {
+            t.entry("Patient.name.family")
+                .or_default()
+                .add(lower(&p["name"][0]["family"]) == lower(&q["name"][0]["family"]));
+        }
+        if q["name"][0]["given"][0].is_string() {
+            t.entry("Patient.name.given")
+                .or_default()
+                .add(lower(&p["name"][0]["given"][0]) == lower(&q["name"][0]["given"][0]));
+        }
+        if q["birthDate"].is_string() {
+            t.entry("Patient.birthDate")
+                .or_default()
+                .add(p["birthDate"] == q["birthDate"]);
+        }
+        if q["gender"].is_string() {
+            t.entry("Patient.gender")
+                .or_default()
+                .add(p["gender"] == q["gender"]);
+        }
+        let values = |r: &Value| -> Vec<String> {
+            r["identifier"]
+                .as_array()
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|i| i["value"].as_str().map(str::to_owned))
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        let (mine, other) = (values(p), values(q));
+        if !other.is_empty() {
+            t.entry("Patient.identifier.value")
+                .or_default()
+                .add(other.iter().all(|v| mine.contains(v)));
+        }
+    }
+    if let (Some(e), Some(f)) = (
+        resources(ours, "Encounter").first(),
+        resources(theirs, "Encounter").first(),
+    ) {
+        if f["class"]["code"].is_string() {
+            t.entry("Encounter.class")
+                .or_default()
+                .add(e["class"]["code"] == f["class"]["code"]);
+        }
+        for end in ["start", "end"] {
+            if f["period"][end].is_string() {
+                let key = if end == "start" {
+                    "Encounter.period.start"
+                } else {
+                    "Encounter.period.end"
+                };
+                t.entry(key)
+                    .or_default()
+                    .add(same_time(&e["period"][end], &f["period"][end]));
+            }
+        }
+    }
+    // Several OBX may share a code (one per organism, one per comment line): a value agrees when any of
+    // ours with that code carries it.
+    let mine = resources(ours, "Observation");
+    for o in resources(theirs, "Observation") {
+        let Some(code) = obs_code(o) else { continue };
+        let same_code: Vec<&&Value> = mine
+            .iter()
+            .filter(|m| obs_code(m).as_deref() == Some(code.as_str()))
+            .collect();
+        t.entry("Observation.code")
+            .or_default()
+            .add(!same_code.is_empty());
+        if same_code.is_empty() {
+            continue;
+        }
+        if let Some(v) = obs_value(o) {
+            t.entry("Observation.value").or_default().add(
+                same_code
+                    .iter()
+                    .any(|m| obs_value(m).as_deref() == Some(v.as_str())),
+            );
+        }
+        if let Some((unit, ucum)) = obs_unit(o) {
+            let agreed = same_code.iter().any(|m| {
+                obs_unit(m).is_some_and(|(u, c)| {
+                    (!unit.is_empty() && u == unit) || (!ucum.is_empty() && c == ucum)
+                })
+            });
+            t.entry("Observation.valueQuantity.unit")
+                .or_default()
+                .add(agreed);
+        }
+    }
+}
+
+#[test]
+fn agreement_with_fhir_converter_and_reportstream() {
+    let Some(corpus) = corpus() else {
+        skip("../shared/corpus is absent");
+        return;
+    };
+    let conv = Converter::new();
+    let pairs = std::fs::read_to_string(corpus.join("EXPECTED_PAIRS.tsv")).unwrap();
+    let mut tallies: BTreeMap<&'static str, Tally> = BTreeMap::new();
+    let mut used = 0;
+    for line in pairs.lines().skip(1) {
+        let cols: Vec<&str> = line.split('\t').collect();
+        let (Some(input), Some(expected)) = (cols.first(), cols.get(1)) else {
+            continue;
+        };
+        let Some(msg) = supported_messages(&corpus.join(input)).into_iter().next() else {
+            continue;
+        };
+        let Ok(theirs) = std::fs::read_to_string(corpus.join(expected)) else {
+            continue;
+        };
+        let Ok(theirs) = serde_json::from_str::<Value>(&theirs) else {
+            continue;
+        };
+        if theirs["resourceType"] != "Bundle" {
+            continue;
+        }
+        let Ok(ours) = conv.convert(msg) else {
+            continue;
+        };
+        used += 1;
+        compare(&ours, &theirs, &mut tallies);
+    }
+    println!("agreement over {used} converted pairs:");
+    for (field, t) in &tallies {
+        println!(
+            "  {field:32} {:5.1}% ({}/{})",
+            t.rate() * 100.0,
+            t.agreed,
+            t.compared
+        );
+    }
+    assert!(used >= 100, "too few pairs compared: {used}");
+    // Floors a little under what this mapping measures; a drop means a regression in a key field.
+    for (field, floor) in [
+        ("Patient.name.family", 0.95),
+        ("Patient.name.given", 0.95),
+        ("Patient.birthDate", 0.95),
+        ("Patient.gender", 0.95),
+        ("Patient.identifier.value", 0.85),
+        ("Encounter.class", 0.95),
+        ("Encounter.period.start", 0.9),
+        ("Observation.code", 0.8),
+        ("Observation.value", 0.95),
+        ("Observation.valueQuantity.unit", 0.9),
+    ] {
+        let rate = tallies.get(field).map_or(1.0, Tally::rate);
+        assert!(rate >= floor, "{field}: agreement {rate:.3} below {floor}");
+    }
+}
