@@ -2,7 +2,6 @@
 #![allow(clippy::unwrap_used)]
 
 use std::collections::HashMap;
-use std::time::{Duration, Instant};
 
 use junction_hl7::{MessageBuf, Path};
 use junction_script::{
@@ -357,15 +356,10 @@ fn bad_path_literals_are_compile_errors() {
 }
 
 #[test]
-fn endless_loop_ends_quickly_with_a_limit_error() {
-    let start = Instant::now();
+fn endless_loop_ends_with_a_limit_error() {
+    // How fast it ends is measured (release build) by examples/transform_cost.rs, not asserted here.
     let err = run_err("let i = 0;\nloop { i += 1; }");
-    assert_eq!(err.kind, ErrorKind::Limit, "{err}");
-    assert!(
-        start.elapsed() < Duration::from_secs(5),
-        "took {:?}",
-        start.elapsed()
-    );
+    assert_eq!((err.kind, err.line), (ErrorKind::Limit, 2), "{err}");
 }
 
 #[test]
