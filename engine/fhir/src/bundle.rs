@@ -89,6 +89,33 @@ pub fn entry(resource: Value, write: Write) -> Option<Value> {
     Some(e)
 }
 
+/// A Bundle from its own elements (`resourceType`, `id`, `type`, `timestamp`...) and the resources to
+/// write: one entry per resource id (the first wins: a Practitioner named twice is one entry), every
+/// entry a `message` entry when the Bundle's type is `message`; pruned of empty values.
+pub fn assemble(mut bundle: Value, items: Vec<(Value, Write)>) -> Option<Value> {
+    let message = bundle.get("type").and_then(Value::as_str) == Some("message");
+    let mut seen = std::collections::HashSet::new();
+    let mut entries = Vec::with_capacity(items.len());
+    for (resource, write) in items {
+        let Some(id) = resource
+            .get("id")
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+        else {
+            continue;
+        };
+        if !seen.insert(id) {
+            continue;
+        }
+        let write = if message { Write::Message } else { write };
+        entries.extend(entry(resource, write));
+    }
+    bundle
+        .as_object_mut()?
+        .insert("entry".into(), Value::Array(entries));
+    crate::prune(bundle)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -106,6 +133,31 @@ mod tests {
             json!({"method": "PUT", "url": "Patient?identifier=urn:id:HOSP|A%201%7C2"})
         );
         assert_eq!(e["resource"]["id"], "p1");
+    }
+
+    #[test]
+    fn assemble_dedups_by_id_and_makes_message_entries() {
+        let doc = json!({"resourceType": "Practitioner", "id": "d1", "identifier": [{"value": "7"}], "name": [{"family": ""}]});
+        let items = vec![
+            (patient(), Write::UpdateByIdentifier),
+            (doc.clone(), Write::CreateIfNoneExist),
+            (doc, Write::Update),
+        ];
+        let b = assemble(
+            json!({"resourceType": "Bundle", "type": "transaction", "timestamp": ""}),
+            items.clone(),
+        )
+        .unwrap();
+        assert_eq!(b["entry"].as_array().unwrap().len(), 2);
+        assert!(b.get("timestamp").is_none(), "pruned");
+        assert_eq!(b["entry"][1]["request"]["method"], "POST");
+        assert!(b["entry"][1]["resource"].get("name").is_none(), "pruned");
+        let m = assemble(json!({"resourceType": "Bundle", "type": "message"}), items).unwrap();
+        assert!(m["entry"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|e| e.get("request").is_none()));
     }
 
     #[test]

@@ -39,7 +39,7 @@ pub fn field_reps(msg: &MessageBuf, segment_index: usize, field: usize) -> Vec<R
     let Some(path) = field_path(msg, segment_index, field) else {
         return Vec::new();
     };
-    let Some(raw) = msg.get_raw(&path) else {
+    let Some(raw) = msg.get_raw(&path).filter(|r| !r.is_empty()) else {
         return Vec::new();
     };
     let d = msg.delimiters();
@@ -49,6 +49,36 @@ pub fn field_reps(msg: &MessageBuf, segment_index: usize, field: usize) -> Vec<R
     raw.split(char::from(d.repetition))
         .map(|r| rep_from_raw(r, d))
         .collect()
+}
+
+/// Every field of the segment at 0-based `segment_index`, split once: `fields[n]` holds the repetitions
+/// of field n (index 0 is unused), so a caller reading many fields of one segment splits it only once.
+pub fn segment_fields(msg: &MessageBuf, segment_index: usize) -> Vec<Vec<Rep>> {
+    let Some(text) = msg.segment_text(segment_index) else {
+        return Vec::new();
+    };
+    let d = msg.delimiters();
+    let field_sep = char::from(d.field);
+    let mut parts = text.split(field_sep);
+    let name = parts.next().unwrap_or_default();
+    let mut fields: Vec<Vec<Rep>> = vec![Vec::new()];
+    if name == "MSH" || name == "FHS" || name == "BHS" {
+        // MSH-1 is the field separator itself and MSH-2 the encoding characters: both taken as they are.
+        fields.push(vec![Rep::new(vec![vec![field_sep.to_string()]])]);
+        let encoding = parts.next().unwrap_or_default();
+        fields.push(vec![Rep::new(vec![vec![encoding.to_owned()]])]);
+    }
+    for raw in parts {
+        let reps = if raw.is_empty() {
+            Vec::new()
+        } else {
+            raw.split(char::from(d.repetition))
+                .map(|r| rep_from_raw(r, d))
+                .collect()
+        };
+        fields.push(reps);
+    }
+    fields
 }
 
 /// The first repetition of field `field` of the segment at `segment_index` (empty when absent).
@@ -83,5 +113,12 @@ mod tests {
         assert_eq!(field_rep(&msg, 0, 2).comp(1), "^~\\&");
         assert!(field_reps(&msg, pid, 30).is_empty());
         assert!(field_reps(&msg, 99, 1).is_empty());
+        for seg in [0, pid, obx2] {
+            let fields = segment_fields(&msg, seg);
+            for n in 1..fields.len() + 3 {
+                let split = fields.get(n).cloned().unwrap_or_default();
+                assert_eq!(split, field_reps(&msg, seg, n), "segment {seg} field {n}");
+            }
+        }
     }
 }

@@ -2,7 +2,9 @@
 
 use serde_json::{json, Map, Value};
 
-use crate::datatypes::{codeable_concept, number, period, put_units, quantity};
+use crate::datatypes::{
+    codeable_concept, codeable_concept_mapped, number, period, put_units, quantity,
+};
 use crate::rep::Rep;
 use crate::time;
 use crate::Ctx;
@@ -50,6 +52,46 @@ pub fn value(cx: &Ctx, value_type: &str, reps: &[Rep], units: &Rep) -> Option<Va
         _ => None,
     };
     Some(v.unwrap_or_else(text_value))
+}
+
+/// The clinical body of an `Observation` from one OBX (the IG's `OBX[Observation]` rows that need no
+/// other segment): code, status, value[x], interpretation, reference range, effective, issued, method,
+/// body site. `field(n)` gives the repetitions of OBX-n. `None` without an OBX-3 code.
+///
+/// An OBX-11 that no map knows gives status `unknown` (Observation.status is 1..1).
+pub fn base(cx: &Ctx, field: impl Fn(usize) -> Vec<Rep>) -> Option<Value> {
+    let first = |n: usize| field(n).into_iter().next().unwrap_or_default();
+    let code = codeable_concept(cx, &first(3))?;
+    let mut m = Map::new();
+    m.insert("resourceType".into(), json!("Observation"));
+    let status = cx.vocab.code(
+        "observation-result-status-codes-interpretation",
+        first(11).comp(1),
+    );
+    m.insert("status".into(), json!(status.unwrap_or("unknown")));
+    m.insert("code".into(), code);
+    let units = first(6);
+    if let Some(Value::Object(v)) = value(cx, first(2).comp(1), &field(5), &units) {
+        m.extend(v);
+    }
+    if let Some(i) = codeable_concept_mapped(cx, &first(8), Some("interpretation-codes")) {
+        m.insert("interpretation".into(), json!([i]));
+    }
+    if let Some(r) = reference_range(cx, &first(7).text(), &units) {
+        m.insert("referenceRange".into(), json!([r]));
+    }
+    if let Some(t) = time::datetime(first(14).comp(1), cx.zone) {
+        m.insert("effectiveDateTime".into(), json!(t));
+    }
+    if let Some(t) = time::instant(first(19).comp(1), cx.zone) {
+        m.insert("issued".into(), json!(t));
+    }
+    for (key, n) in [("method", 17), ("bodySite", 20)] {
+        if let Some(c) = codeable_concept(cx, &first(n)) {
+            m.insert(key.into(), c);
+        }
+    }
+    Some(Value::Object(m))
 }
 
 /// SN (comparator^num1^separator^num2): `valueQuantity` with comparator, `valueRange` for `-`,
@@ -231,6 +273,28 @@ mod tests {
             &[Rep::from_plain(v)],
             &Rep::from_plain(u),
         )
+    }
+
+    #[test]
+    fn base_observation_from_obx_fields() {
+        let obx = "1|NM|2345-7^Glucose^LN||105|mg/dL^^UCUM|70-99|H|||F|||20240220121500-0800";
+        let fields: Vec<&str> = obx.split('|').collect();
+        let v = vocab();
+        let cx = Ctx::new(&v);
+        let o = base(&cx, |n| {
+            fields
+                .get(n - 1)
+                .map(|f| vec![Rep::from_plain(f)])
+                .unwrap_or_default()
+        })
+        .unwrap();
+        assert_eq!(o["status"], "final");
+        assert_eq!(o["code"]["coding"][0]["system"], "http://loinc.org");
+        assert_eq!(o["valueQuantity"]["value"], 105);
+        assert_eq!(o["interpretation"][0]["coding"][0]["code"], "H");
+        assert_eq!(o["referenceRange"][0]["high"]["value"], 99);
+        assert_eq!(o["effectiveDateTime"], "2024-02-20T12:15:00-08:00");
+        assert_eq!(base(&cx, |_| Vec::new()), None);
     }
 
     #[test]

@@ -14,6 +14,9 @@ pub struct Rep {
 }
 
 impl Rep {
+    /// The empty repetition (an absent field), for callers that hand out references.
+    pub const EMPTY: Rep = Rep { comps: Vec::new() };
+
     /// Builds a repetition from decoded components, each a list of decoded subcomponents.
     pub fn new(comps: Vec<Vec<String>>) -> Self {
         Self { comps }

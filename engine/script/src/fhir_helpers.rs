@@ -22,6 +22,9 @@ use crate::json::to_json;
 
 type Res<T> = Result<T, Box<EvalAltResult>>;
 
+/// What an absent field reads as.
+static EMPTY_REP: Rep = Rep::EMPTY;
+
 /// One message as the FHIR helpers read it: a snapshot of the message, its zone and sending facility.
 #[derive(Debug, Clone)]
 pub(crate) struct FhirContext(Arc<Inner>);
@@ -29,6 +32,8 @@ pub(crate) struct FhirContext(Arc<Inner>);
 #[derive(Debug)]
 struct Inner {
     buf: MessageBuf,
+    /// Every segment split once into fields and repetitions: `segments[i][n]` is field n of segment i.
+    segments: Vec<Vec<Vec<Rep>>>,
     vocab: Arc<Vocab>,
     zone: Option<i16>,
     facility: String,
@@ -39,12 +44,17 @@ impl FhirContext {
         Ctx::new(&self.0.vocab).with_zone(self.0.zone)
     }
 
-    fn reps(&self, seg: usize, field: INT) -> Vec<Rep> {
-        usize::try_from(field).map_or_else(|_| Vec::new(), |f| hl7::field_reps(&self.0.buf, seg, f))
+    fn reps(&self, seg: usize, field: INT) -> &[Rep] {
+        let field = usize::try_from(field).unwrap_or(usize::MAX);
+        self.0
+            .segments
+            .get(seg)
+            .and_then(|s| s.get(field))
+            .map_or(&[], Vec::as_slice)
     }
 
-    fn rep(&self, seg: usize, field: INT) -> Rep {
-        self.reps(seg, field).into_iter().next().unwrap_or_default()
+    fn rep(&self, seg: usize, field: INT) -> &Rep {
+        self.reps(seg, field).first().unwrap_or(&EMPTY_REP)
     }
 }
 
@@ -122,12 +132,18 @@ pub(crate) fn register(engine: &mut Engine) {
     FuncRegistration::new("prune").set_into_module(&mut module, |value: Dynamic| -> Res<Dynamic> {
         Ok(opt(junction_fhir::prune(json_of(&value)?)))
     });
-    FuncRegistration::new("entry").set_into_module(&mut module, |resource: Map, write: &str| -> Res<Dynamic> {
-        let write = Write::from_name(write).ok_or_else(|| {
-            format!("fhir::entry: '{write}' is not update, update-by-identifier, create-if-none-exist or message")
-        })?;
-        let resource = json_of(&Dynamic::from_map(resource))?;
-        Ok(opt(bundle::entry(resource, write)))
+    FuncRegistration::new("bundle").set_into_module(&mut module, |bundle: Map, items: Array| -> Res<Dynamic> {
+        let mut pairs = Vec::with_capacity(items.len());
+        for item in &items {
+            let item = item.read_lock::<Map>().ok_or("fhir::bundle: each item must be #{ resource, write }")?;
+            let write = item.get("write").map(Dynamic::to_string).unwrap_or_default();
+            let write = Write::from_name(&write).ok_or_else(|| {
+                format!("fhir::bundle: write '{write}' is not update, update-by-identifier, create-if-none-exist or message")
+            })?;
+            let resource = item.get("resource").ok_or("fhir::bundle: an item without a resource")?;
+            pairs.push((json_of(resource)?, write));
+        }
+        Ok(opt(bundle::assemble(json_of(&Dynamic::from_map(bundle))?, pairs)))
     });
     engine.register_static_module("fhir", module.into());
 
@@ -152,17 +168,28 @@ fn context(ctx: &NativeCallContext, msg: Dynamic, opts: &Map) -> Res<FhirContext
             }
             _ => None,
         };
-    let msh7 = hl7::field_rep(&buf, 0, 7).comp(1).to_owned();
-    let msh4 = hl7::field_rep(&buf, 0, 4);
+    let segments: Vec<Vec<Vec<Rep>>> = (0..buf.segment_count())
+        .map(|i| hl7::segment_fields(&buf, i))
+        .collect();
+    let first = |n: usize| {
+        segments
+            .first()
+            .and_then(|s| s.get(n))
+            .and_then(|r| r.first())
+            .cloned()
+            .unwrap_or_default()
+    };
+    let (msh4, msh7) = (first(4), first(7));
     let facility = if msh4.comp(1).is_empty() {
         msh4.comp(2)
     } else {
         msh4.comp(1)
     }
     .to_owned();
-    let zone = time::zone_of(&msh7).or(configured);
+    let zone = time::zone_of(msh7.comp(1)).or(configured);
     Ok(FhirContext(Arc::new(Inner {
         buf,
+        segments,
         vocab: shipped_vocab()?,
         zone,
         facility,
@@ -186,8 +213,7 @@ fn register_message(engine: &mut Engine) {
     });
     engine.register_get("facility", |fx: &mut FhirContext| fx.0.facility.clone());
     engine.register_get("facility_system", |fx: &mut FhirContext| {
-        let msh4 = hl7::field_rep(&fx.0.buf, 0, 4);
-        dt::hd_system(&fx.ctx(), &msh4).unwrap_or_else(|| String::from("urn:id:unknown"))
+        dt::hd_system(&fx.ctx(), fx.rep(0, 4)).unwrap_or_else(|| String::from("urn:id:unknown"))
     });
     engine.register_get("zone_known", |fx: &mut FhirContext| fx.0.zone.is_some());
     engine.register_fn(
@@ -238,7 +264,7 @@ fn register_datatypes(engine: &mut Engine) {
         |c: NativeCallContext, fx: &mut FhirContext, s: Dynamic, f: INT| -> Res<Dynamic> {
             Ok(opt(dt::entity_identifier(
                 &fx.ctx(),
-                &fx.rep(seg_index(&c, s)?, f),
+                fx.rep(seg_index(&c, s)?, f),
             )))
         },
     );
@@ -282,7 +308,7 @@ fn register_datatypes(engine: &mut Engine) {
         |c: NativeCallContext, fx: &mut FhirContext, s: Dynamic, f: INT| -> Res<Dynamic> {
             Ok(opt(dt::codeable_concept(
                 &fx.ctx(),
-                &fx.rep(seg_index(&c, s)?, f),
+                fx.rep(seg_index(&c, s)?, f),
             )))
         },
     );
@@ -297,7 +323,7 @@ fn register_datatypes(engine: &mut Engine) {
             check_map(fx, map)?;
             Ok(opt(dt::codeable_concept_mapped(
                 &fx.ctx(),
-                &fx.rep(seg_index(&c, s)?, f),
+                fx.rep(seg_index(&c, s)?, f),
                 Some(map),
             )))
         },
@@ -317,7 +343,7 @@ fn register_datatypes(engine: &mut Engine) {
         |c: NativeCallContext, fx: &mut FhirContext, s: Dynamic, f: INT| -> Res<Dynamic> {
             Ok(opt(dt::practitioner(
                 &fx.ctx(),
-                &fx.rep(seg_index(&c, s)?, f),
+                fx.rep(seg_index(&c, s)?, f),
             )))
         },
     );
@@ -401,6 +427,15 @@ fn register_values(engine: &mut Engine) {
         opt_str(dt::coding_system_uri(&fx.ctx(), name))
     });
     engine.register_fn(
+        "observation_base",
+        |c: NativeCallContext, fx: &mut FhirContext, s: Dynamic| -> Res<Dynamic> {
+            let i = seg_index(&c, s)?;
+            Ok(opt(observation::base(&fx.ctx(), |n| {
+                fx.reps(i, INT::try_from(n).unwrap_or(0)).to_vec()
+            })))
+        },
+    );
+    engine.register_fn(
         "obx_value",
         |c: NativeCallContext, fx: &mut FhirContext, s: Dynamic| -> Res<Dynamic> {
             let i = seg_index(&c, s)?;
@@ -408,8 +443,8 @@ fn register_values(engine: &mut Engine) {
             Ok(opt(observation::value(
                 &fx.ctx(),
                 &kind,
-                &fx.reps(i, 5),
-                &fx.rep(i, 6),
+                fx.reps(i, 5),
+                fx.rep(i, 6),
             )))
         },
     );
@@ -425,7 +460,7 @@ fn register_values(engine: &mut Engine) {
             Ok(opt(dt::quantity(
                 &fx.ctx(),
                 fx.rep(i, f).comp(1),
-                &fx.rep(i, units),
+                fx.rep(i, units),
             )))
         },
     );
@@ -441,14 +476,14 @@ fn register_values(engine: &mut Engine) {
             Ok(opt(observation::reference_range(
                 &fx.ctx(),
                 &fx.rep(i, f).text(),
-                &fx.rep(i, units),
+                fx.rep(i, units),
             )))
         },
     );
     engine.register_fn(
         "attachment",
         |c: NativeCallContext, fx: &mut FhirContext, s: Dynamic, f: INT| -> Res<Dynamic> {
-            Ok(opt(observation::attachment(&fx.rep(seg_index(&c, s)?, f))))
+            Ok(opt(observation::attachment(fx.rep(seg_index(&c, s)?, f))))
         },
     );
 }
