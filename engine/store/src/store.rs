@@ -1,0 +1,82 @@
+//! The storage interface the engine programs against. Nothing here names the backend.
+
+use crate::error::Result;
+use crate::types::{
+    InboxLease, ListFilter, MessageRecord, OutboxLease, OutboxOrder, OutboxPoll, Pending,
+    Processed, QueueStats, ReceiveMeta, UnixMillis,
+};
+
+/// How a delivery attempt ended, as the destination worker reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Settlement {
+    /// Delivered: remove from the outbox and mark the destination sent.
+    Sent {
+        /// The peer's answer (e.g. its ACK), kept on the record.
+        response: Option<String>,
+    },
+    /// Failed, try again later: the entry stays queued and is not due before `next_attempt_at`.
+    Retry {
+        /// What went wrong.
+        error: String,
+        /// When the next attempt is due (the caller computes backoff and jitter).
+        next_attempt_at: UnixMillis,
+    },
+    /// Failed for the last time: remove from the outbox, keep the record marked errored.
+    Failed {
+        /// What went wrong.
+        error: String,
+    },
+}
+
+/// Durable message store: one per process, shared by every channel (`Arc<dyn Store>`).
+///
+/// Guarantees: a message is durable once [`Pending::durable`] / [`Pending::wait`] returned a
+/// [`Stored`](crate::Stored) receipt. Later steps (`complete`, `settle`) are atomic but become durable with
+/// the next flush; a crash before that replays the step, so delivery is at-least-once. Leases live only in
+/// memory: after a restart every unfinished inbox and outbox entry is handed out again.
+pub trait Store: Send + Sync {
+    /// Stores a raw message in the channel's inbox; wait on the returned [`Pending`] before acknowledging.
+    fn receive(&self, channel: &str, raw: &[u8], meta: ReceiveMeta) -> Result<Pending>;
+
+    /// Leases up to `max` inbox messages of a channel that no one else holds, oldest first.
+    fn lease_inbox(&self, channel: &str, max: usize) -> Result<Vec<InboxLease>>;
+
+    /// In one transaction: records the stage outcomes, queues every output and removes the inbox entry.
+    fn complete(&self, lease: InboxLease, processed: Processed) -> Result<()>;
+
+    /// Leases the next outbox entry for a destination: the head when `Ordered`, else the oldest one due.
+    fn poll_outbox(
+        &self,
+        channel: &str,
+        destination: &str,
+        order: OutboxOrder,
+        now: UnixMillis,
+    ) -> Result<OutboxPoll>;
+
+    /// Records a delivery attempt on the message and updates or removes the outbox entry, atomically.
+    fn settle(&self, lease: OutboxLease, at: UnixMillis, settlement: Settlement) -> Result<()>;
+
+    /// One message's record.
+    fn record(&self, channel: &str, seq: u64) -> Result<Option<MessageRecord>>;
+
+    /// Every message (in any channel) whose MSH-10 is `control_id`.
+    fn find_by_control_id(&self, control_id: &str) -> Result<Vec<MessageRecord>>;
+
+    /// A channel's records, newest first.
+    fn list(&self, channel: &str, filter: &ListFilter) -> Result<Vec<MessageRecord>>;
+
+    /// The message exactly as received.
+    fn raw(&self, channel: &str, seq: u64) -> Result<Option<Vec<u8>>>;
+
+    /// The output queued for one destination.
+    fn output(&self, channel: &str, seq: u64, destination: &str) -> Result<Option<Vec<u8>>>;
+
+    /// Depth and age of a channel's inbox.
+    fn inbox_stats(&self, channel: &str) -> Result<QueueStats>;
+
+    /// Depth and age of one destination's outbox.
+    fn outbox_stats(&self, channel: &str, destination: &str) -> Result<QueueStats>;
+
+    /// Makes everything written so far durable (blocking; for shutdown).
+    fn flush(&self) -> Result<()>;
+}
