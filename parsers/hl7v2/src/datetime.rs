@@ -7,6 +7,12 @@
 //! accepts it); call [`DateTime::with_default_offset`] first to supply the sender's zone, which a
 //! FHIR `instant` always needs.
 
+use nom::bytes::complete::take_while_m_n;
+use nom::character::complete::{char, digit1, one_of};
+use nom::combinator::{cond, eof, map_res, opt};
+use nom::multi::fold_many_m_n;
+use nom::sequence::preceded;
+use nom::{IResult, Parser};
 use thiserror::Error;
 
 /// Why a date/time value is invalid.
@@ -63,8 +69,50 @@ fn days_in_month(year: u16, month: u8) -> u8 {
     }
 }
 
-fn num(s: &str, range: std::ops::Range<usize>) -> Option<u16> {
-    s.get(range)?.parse().ok()
+/// Fixed-width unsigned digits, as in every DTM part.
+fn digits<'a, T: std::str::FromStr>(width: usize) -> impl Parser<&'a str, Output = T, Error = ()> {
+    map_res(
+        take_while_m_n(width, width, |c: char| c.is_ascii_digit()),
+        str::parse,
+    )
+}
+
+/// A `+/-HHMM` zone as written: sign, hours, minutes (range-checked by [`parse`]).
+type Zone = (char, u16, u16);
+
+/// The DTM grammar: year, then up to five two-digit parts (month to second), a fraction only
+/// after the seconds, and an optional `+/-HHMM` zone; nothing may follow.
+fn dtm(i: &str) -> IResult<&str, (DateTime, Option<Zone>), ()> {
+    let (i, year) = digits::<u16>(4).parse(i)?;
+    // Month, day, hour, minute, second: each present only when all before it are.
+    let (i, (parts, given)) = fold_many_m_n(
+        0,
+        5,
+        digits::<u8>(2),
+        || ([0u8; 5], 0usize),
+        |(mut parts, n), p| {
+            if let Some(slot) = parts.get_mut(n) {
+                *slot = p;
+            }
+            (parts, n + 1)
+        },
+    )
+    .parse(i)?;
+    let (i, fraction) = cond(given == 5, opt(preceded(char('.'), digit1))).parse(i)?;
+    let (i, zone) = opt((one_of("+-"), digits::<u16>(2), digits::<u16>(2))).parse(i)?;
+    let (i, _) = eof(i)?;
+    let part = |n: usize| (n < given).then(|| parts.get(n).copied()).flatten();
+    let dt = DateTime {
+        year,
+        month: part(0),
+        day: part(1),
+        hour: part(2),
+        minute: part(3),
+        second: part(4),
+        fraction: fraction.flatten().map(str::to_string),
+        offset_minutes: None,
+    };
+    Ok((i, (dt, zone)))
 }
 
 /// Parse an HL7 DTM/TS value. A TS's second component (degree of precision) is ignored.
@@ -73,62 +121,19 @@ pub fn parse(value: &str) -> Result<DateTime, DateTimeError> {
     if v.is_empty() {
         return Err(DateTimeError::Empty);
     }
-    let format = || DateTimeError::Format(value.to_string());
     let range = |part: &'static str| DateTimeError::OutOfRange {
         value: value.to_string(),
         part,
     };
-    let (main, zone) = match v.find(['+', '-']) {
-        Some(i) => (
-            v.get(..i).unwrap_or_default(),
-            Some(v.get(i..).unwrap_or_default()),
-        ),
-        None => (v, None),
-    };
-    let (digits, fraction) = match main.split_once('.') {
-        Some((d, f)) => (d, Some(f)),
-        None => (main, None),
-    };
-    if !digits.bytes().all(|b| b.is_ascii_digit())
-        || !matches!(digits.len(), 4 | 6 | 8 | 10 | 12 | 14)
-    {
-        return Err(format());
-    }
-    if let Some(f) = fraction {
-        if digits.len() != 14 || f.is_empty() || !f.bytes().all(|b| b.is_ascii_digit()) {
-            return Err(format());
+    let (_, (mut dt, zone)) = dtm(v).map_err(|_| DateTimeError::Format(value.to_string()))?;
+    if let Some((sign, h, m)) = zone {
+        if h > 14 || m > 59 {
+            return Err(range("time zone"));
         }
+        let total = i16::try_from(h * 60 + m).map_err(|_| range("time zone"))?;
+        dt.offset_minutes = Some(if sign == '-' { -total } else { total });
     }
-    let part =
-        |at: usize| -> Option<u8> { num(digits, at..at + 2).and_then(|n| u8::try_from(n).ok()) };
-    let year = num(digits, 0..4).ok_or_else(format)?;
-    let dt = DateTime {
-        year,
-        month: part(4),
-        day: part(6),
-        hour: part(8),
-        minute: part(10),
-        second: part(12),
-        fraction: fraction.map(str::to_string),
-        offset_minutes: match zone {
-            None => None,
-            Some(z) => {
-                let (sign, hhmm) = z.split_at(1);
-                if hhmm.len() != 4 || !hhmm.bytes().all(|b| b.is_ascii_digit()) {
-                    return Err(format());
-                }
-                let (h, m) = (
-                    num(hhmm, 0..2).ok_or_else(format)?,
-                    num(hhmm, 2..4).ok_or_else(format)?,
-                );
-                if h > 14 || m > 59 {
-                    return Err(range("time zone"));
-                }
-                let total = i16::try_from(h * 60 + m).map_err(|_| range("time zone"))?;
-                Some(if sign == "-" { -total } else { total })
-            }
-        },
-    };
+    let year = dt.year;
     if dt.month.is_some_and(|m| !(1..=12).contains(&m)) {
         return Err(range("month"));
     }
@@ -324,6 +329,9 @@ mod tests {
             "20240131.5",
             "abcd",
             "20240131+1500",
+            "20240131+0175",
+            "20240131Z",
+            "20240131 1200",
         ] {
             assert!(parse(bad).is_err(), "{bad}");
         }

@@ -3,6 +3,14 @@
 use std::fmt;
 use std::str::FromStr;
 
+use nom::branch::alt;
+use nom::bytes::complete::take_till;
+use nom::character::complete::{char, one_of, u32};
+use nom::combinator::{all_consuming, cond, eof, opt, peek, value};
+use nom::error::{ErrorKind, ParseError};
+use nom::sequence::{delimited, preceded, terminated};
+use nom::{IResult, Parser};
+
 use crate::error::PathError;
 
 /// A position inside one segment: field, optional repetition, component and subcomponent (1-based).
@@ -103,96 +111,159 @@ fn parse_segment_name(s: &str) -> Option<[u8; 3]> {
     ok.then_some(b)
 }
 
-/// Split `text` into `name` and an optional `[n]` suffix.
-fn split_index<'t>(text: &'t str, path: &str) -> Result<(&'t str, Option<usize>), PathError> {
-    let Some(open) = text.find('[') else {
-        if text.contains(']') {
-            return Err(PathError::Syntax {
-                path: path.to_string(),
-                reason: "']' without '['",
-            });
+/// Why the grammar below stopped; turned into a [`PathError`] that quotes the whole path.
+#[derive(Debug)]
+enum Bad<'a> {
+    /// A nom primitive failed where no more specific reason applies.
+    Shape,
+    Segment,
+    Number(&'a str),
+    Zero,
+    Syntax(&'static str),
+}
+
+impl<'a> ParseError<&'a str> for Bad<'a> {
+    fn from_error_kind(_: &'a str, _: ErrorKind) -> Self {
+        Bad::Shape
+    }
+
+    fn append(_: &'a str, _: ErrorKind, other: Self) -> Self {
+        other
+    }
+}
+
+impl Bad<'_> {
+    fn into_path_error(self, path: &str) -> PathError {
+        let path = path.to_string();
+        match self {
+            Bad::Shape => PathError::Syntax {
+                path,
+                reason: "unexpected character",
+            },
+            Bad::Segment => PathError::InvalidSegment { path },
+            Bad::Number(part) => PathError::InvalidNumber {
+                path,
+                part: part.to_string(),
+            },
+            Bad::Zero => PathError::Zero { path },
+            Bad::Syntax(reason) => PathError::Syntax { path, reason },
         }
-        return Ok((text, None));
-    };
-    let inner = text
-        .get(open + 1..)
-        .and_then(|t| t.strip_suffix(']'))
-        .ok_or_else(|| PathError::Syntax {
-            path: path.to_string(),
-            reason: "'[' must be closed by ']' at the end of the segment or field",
-        })?;
-    let n = parse_number(inner, path)?;
-    Ok((text.get(..open).unwrap_or_default(), Some(n)))
-}
-
-fn parse_number(part: &str, path: &str) -> Result<usize, PathError> {
-    if part.is_empty() || !part.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(PathError::InvalidNumber {
-            path: path.to_string(),
-            part: part.to_string(),
-        });
-    }
-    match part.parse::<usize>() {
-        Ok(0) => Err(PathError::Zero {
-            path: path.to_string(),
-        }),
-        Ok(n) => Ok(n),
-        Err(_) => Err(PathError::InvalidNumber {
-            path: path.to_string(),
-            part: part.to_string(),
-        }),
     }
 }
 
-/// Parse the field part (`3[2]-1-2`) of `path`, given as `parts`.
-fn parse_field_parts<'p>(
-    mut parts: impl Iterator<Item = &'p str>,
-    path: &str,
-) -> Result<Option<FieldPath>, PathError> {
-    let Some(field_text) = parts.next() else {
-        return Ok(None);
-    };
-    let (field, repetition) = split_index(field_text, path)?;
-    let field = parse_number(field, path)?;
-    let mut fp = FieldPath::field(field);
-    fp.repetition = repetition;
-    if let Some(c) = parts.next() {
-        fp.component = Some(parse_number(c, path)?);
-    }
-    if let Some(s) = parts.next() {
-        fp.subcomponent = Some(parse_number(s, path)?);
-    }
-    if parts.next().is_some() {
-        return Err(PathError::Syntax {
-            path: path.to_string(),
-            reason: "too many levels (field, component, subcomponent at most)",
-        });
-    }
-    Ok(Some(fp))
+type Res<'a, T> = IResult<&'a str, T, Bad<'a>>;
+
+const UNCLOSED: &str = "'[' must be closed by ']' at the end of the segment or field";
+const TOO_DEEP: &str = "too many levels (field, component, subcomponent at most)";
+
+fn failure<'a, T>(bad: Bad<'a>) -> Res<'a, T> {
+    Err(nom::Err::Failure(bad))
 }
 
 fn is_level_sep(c: char) -> bool {
     c == '-' || c == '.'
 }
 
+/// `-` or `.` between levels.
+fn level_sep(i: &str) -> Res<'_, char> {
+    one_of("-.").parse(i)
+}
+
+/// A 1-based position written as `part` (ASCII digits, not zero).
+fn number(part: &str) -> Result<usize, nom::Err<Bad<'_>>> {
+    let n: Res<'_, u32> = all_consuming(u32).parse(part);
+    match n {
+        Ok((_, 0)) => Err(nom::Err::Failure(Bad::Zero)),
+        Ok((_, n)) => usize::try_from(n).map_err(|_| nom::Err::Failure(Bad::Number(part))),
+        Err(_) => Err(nom::Err::Failure(Bad::Number(part))),
+    }
+}
+
+/// A level's position: the text up to the next level separator (and, for a segment or field, up
+/// to an index bracket), read as a number so that `3x` and `1[2]` are reported whole.
+fn position(stop_at_index: bool) -> impl FnMut(&str) -> Res<'_, usize> {
+    move |i| {
+        let (rest, part) =
+            take_till(|c| is_level_sep(c) || (stop_at_index && (c == '[' || c == ']')))(i)?;
+        Ok((rest, number(part)?))
+    }
+}
+
+/// An optional `[n]` after a segment name or field number; it must end the level.
+fn index(i: &str) -> Res<'_, Option<usize>> {
+    if i.starts_with(']') {
+        return failure(Bad::Syntax("']' without '['"));
+    }
+    let inner = |i| {
+        let (rest, part) = take_till(|c| c == ']' || is_level_sep(c))(i)?;
+        Ok((rest, number(part)?))
+    };
+    let close = |i| {
+        let closed: Res<'_, char> =
+            terminated(char(']'), peek(alt((value((), eof), value((), level_sep))))).parse(i);
+        closed.or_else(|_| failure(Bad::Syntax(UNCLOSED)))
+    };
+    opt(delimited(char('['), inner, close)).parse(i)
+}
+
+/// `SEG` or `SEG[n]`: three characters, checked by [`parse_segment_name`].
+fn segment(i: &str) -> Res<'_, ([u8; 3], usize)> {
+    let (rest, name) = take_till(|c| is_level_sep(c) || c == '[' || c == ']')(i)?;
+    let Some(name) = parse_segment_name(name) else {
+        return failure(Bad::Segment);
+    };
+    let (rest, occurrence) = index(rest)?;
+    Ok((rest, (name, occurrence.unwrap_or(1))))
+}
+
+/// `field[rep]-component-subcomponent`, each part after the field optional.
+fn field_path(i: &str) -> Res<'_, FieldPath> {
+    let (i, (field, repetition)) = (position(true), index).parse(i)?;
+    let (i, component) = opt(preceded(level_sep, position(false))).parse(i)?;
+    let (i, subcomponent) = cond(
+        component.is_some(),
+        opt(preceded(level_sep, position(false))),
+    )
+    .parse(i)?;
+    let fp = FieldPath {
+        field,
+        repetition,
+        component,
+        subcomponent: subcomponent.flatten(),
+    };
+    // Every level runs to the next separator, so anything left is one level too many.
+    if i.is_empty() {
+        Ok((i, fp))
+    } else {
+        failure(Bad::Syntax(TOO_DEEP))
+    }
+}
+
+/// Run a path grammar over the trimmed text, reporting failures against the text as written.
+fn run<'a, T>(
+    text: &'a str,
+    mut grammar: impl Parser<&'a str, Output = T, Error = Bad<'a>>,
+) -> Result<T, PathError> {
+    let trimmed = text.trim();
+    if trimmed.is_empty() {
+        return Err(PathError::Empty);
+    }
+    match grammar.parse(trimmed) {
+        Ok((_, v)) => Ok(v),
+        Err(nom::Err::Error(bad) | nom::Err::Failure(bad)) => Err(bad.into_path_error(text)),
+        Err(nom::Err::Incomplete(_)) => Err(Bad::Shape.into_path_error(text)),
+    }
+}
+
 impl FromStr for Path {
     type Err = PathError;
 
     fn from_str(s: &str) -> Result<Self, PathError> {
-        let text = s.trim();
-        if text.is_empty() {
-            return Err(PathError::Empty);
-        }
-        let mut parts = text.split(is_level_sep);
-        let seg_text = parts.next().unwrap_or_default();
-        let (name, occurrence) = split_index(seg_text, s)?;
-        let segment = parse_segment_name(name).ok_or_else(|| PathError::InvalidSegment {
-            path: s.to_string(),
-        })?;
-        let field = parse_field_parts(parts, s)?;
+        let grammar = (segment, opt(preceded(level_sep, field_path)));
+        let ((segment, occurrence), field) = run(s, all_consuming(grammar))?;
         Ok(Self {
             segment,
-            occurrence: occurrence.unwrap_or(1),
+            occurrence,
             field,
         })
     }
@@ -202,11 +273,7 @@ impl FromStr for FieldPath {
     type Err = PathError;
 
     fn from_str(s: &str) -> Result<Self, PathError> {
-        let text = s.trim();
-        if text.is_empty() {
-            return Err(PathError::Empty);
-        }
-        parse_field_parts(text.split(is_level_sep), s)?.ok_or(PathError::Empty)
+        run(s, field_path)
     }
 }
 
@@ -326,6 +393,42 @@ mod tests {
     }
 
     #[test]
+    fn error_messages_quote_the_path_and_the_part() {
+        let msg = |s: &str| s.parse::<Path>().unwrap_err().to_string();
+        assert_eq!(
+            msg("PID-3-1[2]"),
+            "invalid number '1[2]' in path 'PID-3-1[2]'"
+        );
+        assert_eq!(msg("PID-3x"), "invalid number '3x' in path 'PID-3x'");
+        assert_eq!(
+            msg("OBX[2-5"),
+            "invalid path syntax 'OBX[2-5': '[' must be closed by ']' at the end of the segment or field"
+        );
+        assert_eq!(
+            msg("OBX[2]x-5"),
+            "invalid path syntax 'OBX[2]x-5': '[' must be closed by ']' at the end of the segment or field"
+        );
+        assert_eq!(
+            msg("PID-3]-1"),
+            "invalid path syntax 'PID-3]-1': ']' without '['"
+        );
+        assert_eq!(msg("OBX[x]"), "invalid number 'x' in path 'OBX[x]'");
+        assert_eq!(
+            msg("PID-1-2-3-4"),
+            "invalid path syntax 'PID-1-2-3-4': too many levels (field, component, subcomponent at most)"
+        );
+        assert_eq!(
+            msg("PID-3-0"),
+            "position 0 in path 'PID-3-0' (HL7 positions start at 1)"
+        );
+        assert_eq!(
+            msg("PI-3"),
+            "invalid segment name in path 'PI-3' (expected 3 characters A-Z, 0-9)"
+        );
+        assert_eq!(p(" PID.3[2].1 "), p("PID-3[2]-1"));
+    }
+
+    #[test]
     fn field_paths() {
         let f: FieldPath = "3[2]-1-2".parse().unwrap();
         assert_eq!(
@@ -337,5 +440,18 @@ mod tests {
         assert!("0".parse::<FieldPath>().is_err());
         assert!("".parse::<FieldPath>().is_err());
         assert!("x".parse::<FieldPath>().is_err());
+        let rel: FieldPath = "3-1".parse().unwrap();
+        assert_eq!(
+            (rel.field, rel.component, rel.repetition),
+            (3, Some(1), None)
+        );
+        assert!(matches!(
+            "3-1-2-4".parse::<FieldPath>(),
+            Err(PathError::Syntax { .. })
+        ));
+        assert!(matches!(
+            "3[2".parse::<FieldPath>(),
+            Err(PathError::Syntax { .. })
+        ));
     }
 }
