@@ -124,5 +124,19 @@ fn bench(c: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, bench);
+/// Path text is parsed by scripts on every `get`, so its grammar must stay cheap too.
+fn bench_paths(c: &mut Criterion) {
+    let mut g = c.benchmark_group("path");
+    for text in ["PID-5-1", "OBX[2]-5", "PID-3[2]-1-2"] {
+        g.bench_function(text, |b| {
+            b.iter(|| black_box(text).parse::<Path>().unwrap())
+        });
+    }
+    g.bench_function("dtm_20240131153045.12-0500", |b| {
+        b.iter(|| junction_hl7::datetime::parse(black_box("20240131153045.12-0500")).unwrap())
+    });
+    g.finish();
+}
+
+criterion_group!(benches, bench, bench_paths);
 criterion_main!(benches);
