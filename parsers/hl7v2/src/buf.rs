@@ -1,7 +1,9 @@
 //! The owned, editable message that scripts change.
 //!
-//! Each field is kept as its raw (escaped) wire text, so an unmodified message encodes back to the
-//! exact bytes it was parsed from; reads decode, writes escape.
+//! Each segment is kept as its raw (escaped) wire text, so an unmodified message encodes back to
+//! the exact bytes it was parsed from; reads find the field and decode it, writes escape and splice
+//! the new text in. One string per segment rather than per field keeps parsing close to the
+//! zero-copy view's speed: most fields of a message are never touched.
 
 use crate::charset::Charset;
 use crate::delim::{is_header_name, Delimiters};
@@ -11,16 +13,86 @@ use crate::escape::escape;
 use crate::message::{content_start, whole_only, Message};
 use crate::path::{FieldPath, Path};
 
+/// One segment as written (name and fields, no terminator). Invariant: the name is 3 ASCII
+/// characters, followed by nothing or by the field separator.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct SegmentBuf {
-    name: String,
-    /// `fields[n - 1]` is field n; for MSH/FHS/BHS `fields[0]` is the field separator itself.
-    fields: Vec<String>,
+    raw: String,
 }
 
 impl SegmentBuf {
+    fn name(&self) -> &str {
+        self.raw.get(..3).unwrap_or_default()
+    }
+
     fn is_header(&self) -> bool {
-        is_header_name(self.name.as_bytes())
+        is_header_name(self.name().as_bytes())
+    }
+
+    /// Number of fields (for MSH/FHS/BHS, MSH-1 counts), as [`crate::SegmentRef::field_count`].
+    fn field_count(&self, fs: u8) -> usize {
+        let bytes = self.raw.as_bytes();
+        let seps = memchr::memchr_iter(fs, bytes.get(3..).unwrap_or_default()).count();
+        if self.is_header() && seps > 0 {
+            seps + 1
+        } else {
+            seps
+        }
+    }
+
+    /// Byte range in `raw` of field `n` (1-based; MSH-1 is the separator itself).
+    fn field_range(&self, n: usize, fs: u8) -> Option<std::ops::Range<usize>> {
+        if self.raw.len() <= 3 || n == 0 {
+            return None;
+        }
+        let piece = if self.is_header() {
+            if n == 1 {
+                return Some(3..4);
+            }
+            n - 2
+        } else {
+            n - 1
+        };
+        let r = element::piece_range(self.raw.as_bytes().get(4..)?, fs, piece)?;
+        Some(r.start + 4..r.end + 4)
+    }
+
+    fn field(&self, n: usize, fs: u8) -> Option<&str> {
+        self.raw.get(self.field_range(n, fs)?)
+    }
+
+    /// The fields in order (`fields()[i]` is field i + 1).
+    fn fields(&self, fs: u8) -> impl Iterator<Item = &str> {
+        let header = self.is_header().then(|| self.raw.get(3..4)).flatten();
+        let rest = self
+            .raw
+            .get(4..)
+            .filter(|_| self.raw.len() > 3)
+            .map(|r| r.split(char::from(fs)));
+        header.into_iter().chain(rest.into_iter().flatten())
+    }
+
+    /// Replace field `n` (n > 0), adding empty fields before it when the segment is shorter.
+    fn set_field(&mut self, n: usize, value: &str, fs: u8) {
+        match self.field_range(n, fs) {
+            Some(r) => self.raw.replace_range(r, value),
+            None => {
+                let missing = n.saturating_sub(self.field_count(fs));
+                self.raw
+                    .extend(std::iter::repeat_n(char::from(fs), missing));
+                self.raw.push_str(value);
+            }
+        }
+    }
+
+    /// Drop trailing empty fields (HL7 treats `PID|1||` as `PID|1`), keeping MSH-1 and MSH-2.
+    fn trim_trailing(&mut self, fs: u8) {
+        let keep = if self.is_header() { 2 } else { 0 };
+        let mut count = self.field_count(fs);
+        while count > keep && self.raw.as_bytes().last() == Some(&fs) {
+            self.raw.pop();
+            count -= 1;
+        }
     }
 }
 
@@ -60,11 +132,7 @@ impl MessageBuf {
         let segments = view
             .segments()
             .map(|s| SegmentBuf {
-                name: s.name().to_string(),
-                fields: (1..=s.field_count())
-                    .filter_map(|n| s.field(n))
-                    .map(str::to_string)
-                    .collect(),
+                raw: s.raw().to_string(),
             })
             .collect();
         Self {
@@ -93,14 +161,14 @@ impl MessageBuf {
         self.segments
             .iter()
             .enumerate()
-            .filter(|(_, s)| s.name == name)
+            .filter(|(_, s)| s.name() == name)
             .nth(occurrence.checked_sub(1)?)
             .map(|(i, _)| i)
     }
 
     fn raw_in(&self, index: usize, fp: &FieldPath) -> Option<&str> {
         let seg = self.segments.get(index)?;
-        let field = seg.fields.get(fp.field.checked_sub(1)?)?;
+        let field = seg.field(fp.field, self.delimiters.field)?;
         if seg.is_header() && fp.field <= 2 {
             return whole_only(field, fp);
         }
@@ -172,7 +240,7 @@ impl MessageBuf {
                 let have = self
                     .segments
                     .iter()
-                    .filter(|s| s.name == path.segment())
+                    .filter(|s| s.name() == path.segment())
                     .count();
                 for _ in have..path.occurrence() {
                     self.add_segment(path.segment())?;
@@ -204,6 +272,11 @@ impl MessageBuf {
             .segments
             .get_mut(index)
             .ok_or(PathError::SegmentIndex { index, count })?;
+        if !fp.is_valid() {
+            return Err(PathError::Zero {
+                path: fp.to_string(),
+            });
+        }
         if seg.is_header() && fp.field <= 2 {
             return Err(PathError::ReadOnly {
                 path: fp.to_string(),
@@ -214,17 +287,14 @@ impl MessageBuf {
                 path: fp.to_string(),
             });
         }
-        if seg.fields.len() < fp.field {
-            seg.fields.resize(fp.field, String::new());
-        }
-        if let Some(field) = seg.fields.get_mut(fp.field - 1) {
-            *field = element::replace(field, fp, raw, &d);
-        }
-        while seg.fields.len() > usize::from(seg.is_header()) * 2
-            && seg.fields.last().is_some_and(String::is_empty)
-        {
-            seg.fields.pop();
-        }
+        let new = element::replace(
+            seg.field(fp.field, d.field).unwrap_or_default(),
+            fp,
+            raw,
+            &d,
+        );
+        seg.set_field(fp.field, &new, d.field);
+        seg.trim_trailing(d.field);
         Ok(())
     }
 
@@ -253,12 +323,12 @@ impl MessageBuf {
             if seg.is_header() && fp.field <= 2 {
                 return false;
             }
-            let Some(field) = seg.fields.get_mut(fp.field - 1) else {
+            let Some(field) = seg.field(fp.field, d.field) else {
                 return false;
             };
             return match element::delete_piece(field, d.repetition, r - 1) {
                 Some(new) => {
-                    *field = new;
+                    seg.set_field(fp.field, &new, d.field);
                     true
                 }
                 None => false,
@@ -275,7 +345,7 @@ impl MessageBuf {
             return self
                 .segments
                 .iter()
-                .filter(|s| s.name == path.segment())
+                .filter(|s| s.name() == path.segment())
                 .count();
         };
         let Some(index) = self.seg_index(path.segment(), path.occurrence()) else {
@@ -284,7 +354,7 @@ impl MessageBuf {
         let Some(seg) = self.segments.get(index) else {
             return 0;
         };
-        let Some(field) = seg.fields.get(fp.field - 1) else {
+        let Some(field) = seg.field(fp.field, self.delimiters.field) else {
             return 0;
         };
         if seg.is_header() && fp.field <= 2 {
@@ -300,7 +370,7 @@ impl MessageBuf {
 
     /// Segment names in order.
     pub fn segment_names(&self) -> impl Iterator<Item = &str> {
-        self.segments.iter().map(|s| s.name.as_str())
+        self.segments.iter().map(SegmentBuf::name)
     }
 
     /// 0-based indices of the segments named `name`.
@@ -308,17 +378,14 @@ impl MessageBuf {
         self.segments
             .iter()
             .enumerate()
-            .filter(|(_, s)| s.name == name)
+            .filter(|(_, s)| s.name() == name)
             .map(|(i, _)| i)
             .collect()
     }
 
     /// Raw text of the segment at a 0-based index (no terminator).
     pub fn segment_text(&self, index: usize) -> Option<String> {
-        let seg = self.segments.get(index)?;
-        let mut out = String::new();
-        self.write_segment(seg, &mut out);
-        Some(out)
+        self.segments.get(index).map(|s| s.raw.clone())
     }
 
     fn check_new_name(name: &str) -> Result<(), PathError> {
@@ -341,8 +408,7 @@ impl MessageBuf {
         self.segments.insert(
             index,
             SegmentBuf {
-                name: name.to_string(),
-                fields: Vec::new(),
+                raw: name.to_string(),
             },
         );
         Ok(())
@@ -352,8 +418,7 @@ impl MessageBuf {
     pub fn add_segment(&mut self, name: &str) -> Result<usize, PathError> {
         Self::check_new_name(name)?;
         self.segments.push(SegmentBuf {
-            name: name.to_string(),
-            fields: Vec::new(),
+            raw: name.to_string(),
         });
         Ok(self.segments.len() - 1)
     }
@@ -393,35 +458,11 @@ impl MessageBuf {
         self.get_in(0, &FieldPath::field(10)).unwrap_or_default()
     }
 
-    fn write_segment(&self, seg: &SegmentBuf, out: &mut String) {
-        out.push_str(&seg.name);
-        let fs = char::from(self.delimiters.field);
-        let mut fields = seg.fields.iter();
-        if seg.is_header() {
-            // MSH-1 is the separator itself: write it once, then the remaining fields.
-            if let Some(first) = fields.next() {
-                out.push_str(first);
-            }
-            if let Some(second) = fields.next() {
-                out.push_str(second);
-            }
-        }
-        for f in fields {
-            out.push(fs);
-            out.push_str(f);
-        }
-    }
-
     /// The message as UTF-8 text with CR segment terminators.
     pub fn to_hl7_string(&self) -> String {
-        let mut out = String::with_capacity(
-            self.segments
-                .iter()
-                .map(|s| s.fields.iter().map(|f| f.len() + 1).sum::<usize>() + 4)
-                .sum(),
-        );
+        let mut out = String::with_capacity(self.segments.iter().map(|s| s.raw.len() + 1).sum());
         for seg in &self.segments {
-            self.write_segment(seg, &mut out);
+            out.push_str(&seg.raw);
             out.push('\r');
         }
         out
@@ -491,18 +532,17 @@ impl MessageBuf {
             .iter()
             .map(|seg| {
                 let fields: Vec<Value> = seg
-                    .fields
-                    .iter()
+                    .fields(d.field)
                     .enumerate()
                     .map(|(i, f)| {
                         if seg.is_header() && i < 2 {
-                            Value::String(f.clone())
+                            Value::String(f.to_string())
                         } else {
                             field(f)
                         }
                     })
                     .collect();
-                json!({ "name": seg.name, "fields": fields })
+                json!({ "name": seg.name(), "fields": fields })
             })
             .collect();
         json!({ "segments": segments })
@@ -553,6 +593,27 @@ mod tests {
             m.set(&p("PID"), "x"),
             Err(PathError::FieldRequired { .. })
         ));
+    }
+
+    #[test]
+    fn edits_splice_into_the_segment_text() {
+        let mut m = MessageBuf::parse(b"MSH|^~\rPID\rOBX|1||x||y\r").unwrap();
+        m.set(&p("MSH-5"), "R").unwrap();
+        m.set(&p("PID-2"), "v").unwrap();
+        m.set(&p("OBX-5"), "").unwrap();
+        assert_eq!(m.to_hl7_string(), "MSH|^~|||R\rPID||v\rOBX|1||x\r");
+        assert_eq!(m.get(&p("MSH-2")).unwrap(), "^~");
+        m.set(&p("MSH-5"), "").unwrap();
+        assert_eq!(m.segment_text(0).unwrap(), "MSH|^~");
+        // Fields are 1-based; a hand-built FieldPath with 0 is refused, not a panic.
+        assert!(matches!(
+            m.set_in(1, &FieldPath::field(0), "x"),
+            Err(PathError::Zero { .. })
+        ));
+        assert_eq!(m.get_in(1, &FieldPath::field(0)), None);
+        let json = m.to_json();
+        assert_eq!(json["segments"][0]["fields"][0], "|");
+        assert_eq!(json["segments"][1]["fields"][1], "v");
     }
 
     #[test]

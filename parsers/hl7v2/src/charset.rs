@@ -67,6 +67,10 @@ fn declared(msh18: Option<&str>) -> Declared {
 }
 
 fn first_non_ascii(bytes: &[u8]) -> Option<usize> {
+    // `is_ascii` checks a word at a time; most messages are ASCII and never need the position.
+    if bytes.is_ascii() {
+        return None;
+    }
     bytes.iter().position(|b| !b.is_ascii())
 }
 

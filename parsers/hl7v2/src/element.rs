@@ -9,19 +9,23 @@ use crate::delim::Delimiters;
 use crate::escape::unescape;
 use crate::path::FieldPath;
 
-/// The `n`th (0-based) piece of `s` split by `sep`; `None` when there are fewer pieces.
-pub(crate) fn nth_piece(s: &str, sep: u8, n: usize) -> Option<&str> {
-    let bytes = s.as_bytes();
+/// Byte range of the `n`th (0-based) piece of `s` split by `sep`; `None` when there are fewer.
+pub(crate) fn piece_range(s: &[u8], sep: u8, n: usize) -> Option<std::ops::Range<usize>> {
     let mut start = 0;
     let mut seen = 0;
-    for pos in memchr::memchr_iter(sep, bytes) {
+    for pos in memchr::memchr_iter(sep, s) {
         if seen == n {
-            return s.get(start..pos);
+            return Some(start..pos);
         }
         seen += 1;
         start = pos + 1;
     }
-    (seen == n).then(|| s.get(start..)).flatten()
+    (seen == n).then_some(start..s.len())
+}
+
+/// The `n`th (0-based) piece of `s` split by `sep`; `None` when there are fewer pieces.
+pub(crate) fn nth_piece(s: &str, sep: u8, n: usize) -> Option<&str> {
+    s.get(piece_range(s.as_bytes(), sep, n)?)
 }
 
 /// Number of pieces of `s` split by `sep`; an empty string has none.

@@ -91,7 +91,7 @@ impl FieldPath {
         self.repetition.unwrap_or(1).saturating_sub(1)
     }
 
-    fn is_valid(&self) -> bool {
+    pub(crate) fn is_valid(&self) -> bool {
         self.field > 0
             && self.repetition != Some(0)
             && self.component != Some(0)
