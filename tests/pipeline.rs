@@ -1,0 +1,154 @@
+//! The pipeline's promises under stress: a destination that is down never blocks the source, and a
+//! bad message (a script that throws, a script that loops forever, a malformed message) never blocks
+//! or loses the good ones.
+#![allow(clippy::unwrap_used)]
+
+#[path = "support/engine.rs"]
+mod engine;
+#[path = "support/mod.rs"]
+mod support;
+
+use std::net::SocketAddr;
+
+use engine::{adt, control_ids_in, eventually, Engine, MllpClient};
+use junction_store::{ListFilter, SledStore, Status, Store};
+
+#[test]
+fn outage_queue_holds_and_drains_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = support::free_port();
+    let sink_port = support::free_port();
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let mut engine = Engine::new(dir.path());
+    engine.channel(
+        "outage.yaml",
+        &format!(
+            "name: outage\n\
+             source:\n  mllp: {{ listen: \"{addr}\" }}\n\
+             destinations:\n  - name: partner\n    mllp: {{ connect: \"127.0.0.1:{sink_port}\", connect_timeout: 200ms }}\n    \
+             retry: {{ initial: 100ms, max: 400ms }}\n"
+        ),
+    );
+    engine.start();
+    support::wait_listening(addr);
+
+    // The partner is down: the source keeps ACKing every message.
+    let mut client = MllpClient::connect(addr).unwrap();
+    let ids: Vec<String> = (0..300).map(|i| format!("OUT{i:04}")).collect();
+    for id in &ids {
+        let (code, msa2) = client.send(&adt(id)).unwrap();
+        assert_eq!((code.as_str(), msa2.as_str()), ("AA", id.as_str()));
+    }
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    assert!(
+        engine.log_text().contains("delivery failed; will retry"),
+        "the engine should be retrying the dead partner"
+    );
+
+    // The partner comes back: the queue drains, in the order the messages arrived.
+    let sink_file = dir.path().join("sink.hl7");
+    let process = support::spawn_junction(&[
+        "listen",
+        "--port",
+        &sink_port.to_string(),
+        "--out",
+        sink_file.to_str().unwrap(),
+    ]);
+    let _sink = process;
+    assert!(
+        eventually(60, || control_ids_in(&sink_file).len() >= ids.len()),
+        "queue did not drain: {} of {} delivered",
+        control_ids_in(&sink_file).len(),
+        ids.len()
+    );
+    assert_eq!(
+        control_ids_in(&sink_file),
+        ids,
+        "delivered out of order or twice"
+    );
+    assert_eq!(engine.stop(), Some(0), "clean shutdown exits 0");
+}
+
+#[test]
+fn poison_messages_are_recorded_and_never_block_good_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = support::free_port();
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let out = dir.path().join("out");
+    let mut engine = Engine::new(dir.path());
+    engine.channel(
+        "poison.yaml",
+        &format!(
+            "name: poison\n\
+             source:\n  mllp: {{ listen: \"{addr}\" }}\n\
+             transform: |\n  let id = msg[\"MSH-10\"];\n  if id.starts_with(\"THROW\") {{ throw \"cannot map this one\"; }}\n  \
+             if id.starts_with(\"LOOP\") {{ loop {{ }} }}\n  msg\n\
+             destinations:\n  - name: files\n    file: {{ dir: \"{}\", name: \"${{MSH-10}}.hl7\" }}\n",
+            out.display()
+        ),
+    );
+    engine.start();
+    support::wait_listening(addr);
+
+    let mut client = MllpClient::connect(addr).unwrap();
+    let mut good = Vec::new();
+    for i in 0..20 {
+        let id = match i % 5 {
+            1 => format!("THROW{i}"),
+            2 => format!("LOOP{i}"),
+            _ => {
+                good.push(format!("GOOD{i}"));
+                format!("GOOD{i}")
+            }
+        };
+        let (code, _) = client.send(&adt(&id)).unwrap();
+        assert_eq!(
+            code, "AA",
+            "ack: stored answers AA once stored, whatever the scripts do later"
+        );
+    }
+    // A malformed message gets AR with the reason, and the connection keeps working.
+    let (code, msa2) = client
+        .send("MSH|^~\\&|S|F|R|F|20260101||ADT^A01|BAD1|P|2.5.1\rX\rPID|1\r")
+        .unwrap();
+    assert_eq!((code.as_str(), msa2.as_str()), ("AR", "BAD1"));
+    let (code, _) = client.send(&adt("GOOD99")).unwrap();
+    assert_eq!(code, "AA");
+    good.push("GOOD99".into());
+
+    assert!(
+        eventually(60, || good
+            .iter()
+            .all(|id| out.join(format!("{id}.hl7")).exists())),
+        "good messages did not all arrive"
+    );
+    assert_eq!(engine.stop(), Some(0));
+
+    let store = SledStore::open(dir.path().join("data/store")).unwrap();
+    let errored = store
+        .list(
+            "poison",
+            &ListFilter {
+                status: Some(Status::Errored),
+                since: None,
+                limit: 100,
+            },
+        )
+        .unwrap();
+    let text = |id: &str| {
+        let r = errored
+            .iter()
+            .find(|r| r.meta.control_id.as_deref() == Some(id))
+            .unwrap_or_else(|| panic!("{id} not recorded as errored"));
+        format!("{:?}", r.history)
+    };
+    assert!(text("THROW1").contains("cannot map this one"));
+    assert!(
+        text("THROW1").contains("poison.yaml (inline script):6:"),
+        "error names the channel file and line of the throw: {}",
+        text("THROW1")
+    );
+    assert!(text("LOOP2").to_lowercase().contains("limit"));
+    assert!(text("BAD1").contains("segment 2"));
+    assert_eq!(errored.len(), 4 + 4 + 1);
+}
