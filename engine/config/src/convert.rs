@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::env::{check_env_name, expand, process_env, EnvLookup};
 use crate::error::{ConfigError, Diagnostics, Location, Problem};
 use crate::locate::{locate, Target, YamlPath};
 use crate::model::*;
@@ -13,12 +14,24 @@ use crate::raw::*;
 use crate::units::{check_hl7_path, check_name, parse_duration, parse_size};
 
 /// Parse and check one channel file's text. `file` names it in messages; relative script, table,
-/// certificate and folder paths are resolved against `base`. Reads script files (no network).
+/// certificate and folder paths are resolved against `base`. Reads script files (no network) and
+/// the environment variables the file names (`${env:NAME}`, `when_env`).
 pub fn parse_channel(text: &str, file: &Path, base: &Path) -> Result<ChannelConfig, Diagnostics> {
+    parse_channel_with_env(text, file, base, &process_env)
+}
+
+/// [`parse_channel`] reading variables through `env`.
+pub(crate) fn parse_channel_with_env(
+    text: &str,
+    file: &Path,
+    base: &Path,
+    env: EnvLookup,
+) -> Result<ChannelConfig, Diagnostics> {
     let mut ctx = Ctx {
         file,
         text,
         base,
+        env,
         diags: Diagnostics::default(),
     };
     let raw = match serde_yaml::from_str::<RawChannel>(text) {
@@ -66,6 +79,7 @@ struct Ctx<'a> {
     file: &'a Path,
     text: &'a str,
     base: &'a Path,
+    env: EnvLookup<'a>,
     diags: Diagnostics,
 }
 
@@ -149,6 +163,23 @@ impl Ctx<'_> {
             };
             self.report(at, target, problem);
         }
+    }
+
+    /// `value` with its `${env:NAME}` references replaced; `None` (reported) when one is unset.
+    fn expand(&mut self, at: &YamlPath, value: &str) -> Option<String> {
+        match expand(value, self.env) {
+            Ok(v) => Some(v),
+            Err(reason) => {
+                self.invalid(at, "environment reference", value, reason);
+                None
+            }
+        }
+    }
+
+    /// A folder, after `${env:...}` expansion, resolved against the base folder.
+    fn folder(&mut self, at: &YamlPath, path: &str) -> PathBuf {
+        let path = self.expand(at, path).unwrap_or_else(|| path.to_string());
+        self.resolve(&path)
     }
 
     fn resolve(&self, path: &str) -> PathBuf {
@@ -291,7 +322,7 @@ impl Ctx<'_> {
                 Err(e) => self.invalid(&at, "regex", pattern, regex_reason(&e)),
             }
         }
-        let destinations = self.destinations(&r.key("destinations"), &raw.destinations);
+        let (destinations, disabled) = self.destinations(&r.key("destinations"), &raw.destinations);
         let retention = raw.retention.as_ref().map(|ret| {
             self.positive(&r.key("retention").key("days"), Some(ret.days));
             Retention {
@@ -314,6 +345,7 @@ impl Ctx<'_> {
             matches,
             log_content: raw.log_content,
             destinations: destinations?,
+            disabled,
             retention,
             depends_on: raw.depends_on,
             yaml: Arc::from(self.text),
@@ -321,7 +353,8 @@ impl Ctx<'_> {
     }
 
     fn listen(&mut self, at: &YamlPath, Text(text): &Text) -> Option<SocketAddr> {
-        match text.trim().parse::<SocketAddr>() {
+        let expanded = self.expand(at, text)?;
+        match expanded.trim().parse::<SocketAddr>() {
             Ok(addr) => Some(addr),
             Err(_) => {
                 let reason =
@@ -348,7 +381,7 @@ impl Ctx<'_> {
             ("file", _, Some(f), _) => {
                 let at = at.key("file");
                 SourceKind::File(FileSource {
-                    dir: self.resolve(&f.dir),
+                    dir: self.folder(&at.key("dir"), &f.dir),
                     glob: f.glob.clone().unwrap_or_else(|| "*.hl7".into()),
                     poll: self.duration(&at.key("poll"), f.poll.as_ref(), Duration::from_secs(1)),
                 })
@@ -429,16 +462,18 @@ impl Ctx<'_> {
         })
     }
 
+    /// The enabled destinations (`None` when one is broken) and those `when_env` switched off.
     fn destinations(
         &mut self,
         at: &YamlPath,
         raw: &[RawDestination],
-    ) -> Option<Vec<DestinationConfig>> {
+    ) -> (Option<Vec<DestinationConfig>>, Vec<DisabledDestination>) {
         if raw.is_empty() {
             self.rule(at, "a channel needs at least one destination".into());
         }
         let mut seen: HashMap<&str, usize> = HashMap::new();
         let mut out = Some(Vec::with_capacity(raw.len()));
+        let mut disabled = Vec::new();
         for (i, d) in raw.iter().enumerate() {
             let at = at.index(i);
             if let Some(first) = seen.get(d.name.as_str()) {
@@ -451,13 +486,37 @@ impl Ctx<'_> {
             } else {
                 seen.insert(&d.name, i);
             }
+            if let Some(var) = &d.when_env {
+                if let Err(reason) = check_env_name(var) {
+                    self.invalid(
+                        &at.key("when_env"),
+                        "environment variable name",
+                        var,
+                        reason,
+                    );
+                } else if (self.env)(var).is_none() {
+                    disabled.push(DisabledDestination {
+                        name: d.name.clone(),
+                        when_env: var.clone(),
+                    });
+                    continue;
+                }
+            }
             let converted = self.destination(&at, d);
             out = out.zip(converted).map(|(mut v, d)| {
                 v.push(d);
                 v
             });
         }
-        out
+        if !raw.is_empty() && disabled.len() == raw.len() {
+            let vars: Vec<&str> = disabled.iter().map(|d| d.when_env.as_str()).collect();
+            let message = format!(
+                "every destination is switched off by when_env ({} not set); a channel needs at least one",
+                vars.join(", ")
+            );
+            self.rule(at, message);
+        }
+        (out, disabled)
     }
 
     fn destination(&mut self, at: &YamlPath, d: &RawDestination) -> Option<DestinationConfig> {
@@ -543,13 +602,13 @@ impl Ctx<'_> {
         at: &YamlPath,
         m: &RawMllpDestination,
     ) -> Option<MllpDestination> {
-        let Text(connect) = &m.connect;
+        let connect = self.expand(&at.key("connect"), &m.connect.0)?;
         let valid = connect.rsplit_once(':').is_some_and(|(host, port)| {
             !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p > 0)
         });
         if !valid {
             let reason = "expected host:port, e.g. 127.0.0.1:6661 or lab.example.org:6661".into();
-            self.invalid(&at.key("connect"), "address", connect, reason);
+            self.invalid(&at.key("connect"), "address", &connect, reason);
         }
         let tls = m.tls.as_ref().map(|t| {
             let at = at.key("tls");
@@ -595,20 +654,29 @@ impl Ctx<'_> {
             self.invalid(&at.key("name"), "file name template", &name, reason);
         }
         FileDestination {
-            dir: self.resolve(&f.dir),
+            dir: self.folder(&at.key("dir"), &f.dir),
             name,
         }
     }
 
     fn http_destination(&mut self, at: &YamlPath, h: &RawHttpDestination) -> HttpDestination {
-        if !(h.url.starts_with("http://") || h.url.starts_with("https://")) {
-            let reason = "expected an http:// or https:// URL".into();
-            self.invalid(&at.key("url"), "URL", &h.url, reason);
+        let url = self.expand(&at.key("url"), &h.url);
+        if let Some(url) = &url {
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                let reason = "expected an http:// or https:// URL".into();
+                self.invalid(&at.key("url"), "URL", url, reason);
+            }
+        }
+        let mut headers = BTreeMap::new();
+        for (name, value) in &h.headers.0 {
+            let at = at.key("headers").key(name);
+            let value = self.expand(&at, value).unwrap_or_default();
+            headers.insert(name.clone(), value);
         }
         HttpDestination {
-            url: h.url.clone(),
+            url: url.unwrap_or_default(),
             method: h.method,
-            headers: h.headers.0.clone(),
+            headers,
             timeout: self.duration(
                 &at.key("timeout"),
                 h.timeout.as_ref(),

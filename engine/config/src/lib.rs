@@ -7,6 +7,7 @@
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
 mod convert;
+mod env;
 mod error;
 mod load;
 mod locate;

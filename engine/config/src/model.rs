@@ -44,6 +44,8 @@ pub struct ChannelConfig {
     pub log_content: bool,
     /// Where messages go, in file order.
     pub destinations: Vec<DestinationConfig>,
+    /// Destinations left out because their `when_env` variable is not set, in file order.
+    pub disabled: Vec<DisabledDestination>,
     /// How long stored messages are kept.
     pub retention: Option<Retention>,
     /// Channels that must be running before this one starts.
@@ -254,6 +256,16 @@ pub struct DestinationConfig {
     pub rate_limit: Option<u32>,
     /// Send strictly in order (a failing head blocks the rest). Default: true except for HTTP.
     pub ordered: bool,
+}
+
+/// A destination switched off by `when_env: NAME` because `NAME` is unset or empty. Only its
+/// shape was checked: its values may reference the very variable that is missing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DisabledDestination {
+    /// The destination's name.
+    pub name: String,
+    /// The environment variable that would switch it on.
+    pub when_env: String,
 }
 
 /// The kinds of destination.

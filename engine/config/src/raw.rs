@@ -200,6 +200,7 @@ pub(crate) struct RawHttpSource {
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawDestination {
     pub name: String,
+    pub when_env: Option<String>,
     pub filter: Option<String>,
     pub transform: Option<String>,
     pub mllp: Option<RawMllpDestination>,
