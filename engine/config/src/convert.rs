@@ -37,7 +37,8 @@ pub(crate) fn parse_channel_with_env(
     let raw = match serde_yaml::from_str::<RawChannel>(text) {
         Ok(raw) => raw,
         Err(e) => {
-            ctx.diags.push(schema_error(file, text, &e));
+            let empty = "the file is empty; a channel needs at least name, source and destinations";
+            ctx.diags.push(schema_error(file, text, &e, empty));
             return Err(ctx.diags);
         }
     };
@@ -50,7 +51,12 @@ pub(crate) fn parse_channel_with_env(
 
 /// serde_yaml's message, without the position it appends (we print our own in front) and with
 /// quotes an analyst reads more easily than backticks.
-fn schema_error(file: &Path, text: &str, e: &serde_yaml::Error) -> ConfigError {
+pub(crate) fn schema_error(
+    file: &Path,
+    text: &str,
+    e: &serde_yaml::Error,
+    empty: &str,
+) -> ConfigError {
     let blank = text
         .lines()
         .all(|l| l.trim().is_empty() || l.trim_start().starts_with('#'));
@@ -58,9 +64,7 @@ fn schema_error(file: &Path, text: &str, e: &serde_yaml::Error) -> ConfigError {
         return ConfigError {
             file: file.to_path_buf(),
             position: None,
-            problem: Problem::Rule(
-                "the file is empty; a channel needs at least name, source and destinations".into(),
-            ),
+            problem: Problem::Rule(empty.into()),
         };
     }
     let position = e.location().map(|l| (l.line(), l.column()));

@@ -6,6 +6,7 @@
 //! line and column: `channels/adt.yaml:7:5: unknown field 'destinatons', expected one of ...`.
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
+mod cases;
 mod convert;
 mod env;
 mod error;
@@ -16,6 +17,9 @@ mod raw;
 mod units;
 mod validate;
 
+pub use cases::{
+    load_test_dir, load_test_file, parse_test_file, Expectation, ExpectedFile, TestCase, TestFile,
+};
 pub use convert::parse_channel;
 pub use error::{ConfigError, Diagnostics, Location, Problem};
 pub use load::{load_dir, load_file};

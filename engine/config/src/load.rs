@@ -29,32 +29,7 @@ pub fn load_file(path: &Path) -> Result<ChannelConfig, Diagnostics> {
 /// channels), in file name order, then check them against each other. Reports the problems
 /// of all files at once.
 pub fn load_dir(dir: &Path) -> Result<Vec<ChannelConfig>, Diagnostics> {
-    let mut diags = Diagnostics::default();
-    let io_error = |source| ConfigError {
-        file: dir.to_path_buf(),
-        position: None,
-        problem: Problem::Io {
-            what: "channels folder".into(),
-            source,
-        },
-    };
-    let mut files: Vec<PathBuf> = Vec::new();
-    match std::fs::read_dir(dir) {
-        Ok(entries) => {
-            for entry in entries {
-                match entry {
-                    Ok(e) if is_channel_file(&e.path()) => files.push(e.path()),
-                    Ok(_) => {}
-                    Err(e) => diags.push(io_error(e)),
-                }
-            }
-        }
-        Err(e) => {
-            diags.push(io_error(e));
-            return Err(diags);
-        }
-    }
-    files.sort();
+    let (files, mut diags) = yaml_files(dir, "channels folder");
     if files.is_empty() && diags.is_empty() {
         diags.push(ConfigError {
             file: dir.to_path_buf(),
@@ -74,7 +49,37 @@ pub fn load_dir(dir: &Path) -> Result<Vec<ChannelConfig>, Diagnostics> {
     diags.into_result(channels)
 }
 
-fn is_channel_file(path: &Path) -> bool {
+/// The `*.yaml` / `*.yml` files directly in `dir`, in name order, and any error reading it
+/// (`what` names the folder's role in the message).
+pub(crate) fn yaml_files(dir: &Path, what: &str) -> (Vec<PathBuf>, Diagnostics) {
+    let mut diags = Diagnostics::default();
+    let io_error = |source| ConfigError {
+        file: dir.to_path_buf(),
+        position: None,
+        problem: Problem::Io {
+            what: what.into(),
+            source,
+        },
+    };
+    let mut files: Vec<PathBuf> = Vec::new();
+    match std::fs::read_dir(dir) {
+        Ok(entries) => {
+            for entry in entries {
+                match entry {
+                    Ok(e) if is_yaml_file(&e.path()) => files.push(e.path()),
+                    Ok(_) => {}
+                    Err(e) => diags.push(io_error(e)),
+                }
+            }
+        }
+        Err(e) => diags.push(io_error(e)),
+    }
+    files.sort();
+    (files, diags)
+}
+
+/// A `*.yaml` / `*.yml` file (channel and test files alike).
+fn is_yaml_file(path: &Path) -> bool {
     path.is_file()
         && matches!(
             path.extension().and_then(|e| e.to_str()),
