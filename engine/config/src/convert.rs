@@ -13,6 +13,8 @@ use crate::model::*;
 use crate::raw::*;
 use crate::units::{check_hl7_path, check_name, parse_duration, parse_size};
 
+mod operations;
+
 /// Parse and check one channel file's text. `file` names it in messages; relative script, table,
 /// certificate and folder paths are resolved against `base`. Reads script files (no network) and
 /// the environment variables the file names (`${env:NAME}`, `when_env`).
@@ -337,6 +339,8 @@ impl Ctx<'_> {
         for (i, name) in raw.depends_on.iter().enumerate() {
             self.name(&r.key("depends_on").index(i), name);
         }
+        let encryption = self.encryption(raw.encrypt, raw.encryption.as_ref());
+        let alerts = self.alerts(raw.alerts.as_ref(), &raw.destinations);
         Some(ChannelConfig {
             name: raw.name,
             description: raw.description,
@@ -352,6 +356,9 @@ impl Ctx<'_> {
             disabled,
             retention,
             depends_on: raw.depends_on,
+            encrypt: raw.encrypt,
+            encryption,
+            alerts,
             yaml: Arc::from(self.text),
         })
     }

@@ -50,6 +50,13 @@ pub struct ChannelConfig {
     pub retention: Option<Retention>,
     /// Channels that must be running before this one starts.
     pub depends_on: Vec<String>,
+    /// Whether message content is stored encrypted (needs `encryption`).
+    pub encrypt: bool,
+    /// The keys that encrypt and decrypt this channel's stored content. Given with `encrypt: false`,
+    /// they only read what was encrypted before.
+    pub encryption: Option<Encryption>,
+    /// Conditions that are logged (and posted to a webhook) when they start and end.
+    pub alerts: Option<Alerts>,
     /// The file's text, to place errors found later (see [`ChannelConfig::locate`]).
     pub(crate) yaml: Arc<str>,
 }
@@ -395,6 +402,60 @@ pub struct CircuitBreaker {
     pub failures: u32,
     /// How long it stays open.
     pub cool_down: Duration,
+}
+
+/// Encryption keys of a channel, read from their files when the configuration loads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Encryption {
+    /// The key new content is encrypted with.
+    pub key: EncryptionKey,
+    /// Earlier keys, kept so content they encrypted stays readable.
+    pub retired: Vec<EncryptionKey>,
+}
+
+/// One 256-bit key and the file it came from (the bytes are never printed).
+#[derive(Clone, PartialEq, Eq)]
+pub struct EncryptionKey {
+    /// The key file, resolved.
+    pub file: PathBuf,
+    pub(crate) bytes: [u8; 32],
+}
+
+impl EncryptionKey {
+    /// The key's 32 bytes.
+    pub fn bytes(&self) -> &[u8; 32] {
+        &self.bytes
+    }
+}
+
+impl std::fmt::Debug for EncryptionKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EncryptionKey")
+            .field("file", &self.file)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A channel's alerts. Each fires once when its condition starts and resolves once when it ends.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Alerts {
+    /// URL that gets a JSON POST for every firing and resolved event.
+    pub webhook: Option<String>,
+    /// Fire when a destination's oldest queued message is older than this.
+    pub queue_age: Option<Duration>,
+    /// Fire when this many messages errored within the window.
+    pub errors: Option<ErrorsAlert>,
+    /// Fire while a destination's circuit breaker is open.
+    pub circuit_open: bool,
+}
+
+/// `count` errored messages within `within`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ErrorsAlert {
+    /// How many errored messages fire the alert (1 or more).
+    pub count: u32,
+    /// The sliding window they are counted in.
+    pub within: Duration,
 }
 
 /// How long stored messages are kept.

@@ -148,6 +148,35 @@ pub(crate) struct RawChannel {
     pub retention: Option<RawRetention>,
     #[serde(default)]
     pub depends_on: Vec<String>,
+    #[serde(default)]
+    pub encrypt: bool,
+    pub encryption: Option<RawEncryption>,
+    pub alerts: Option<RawAlerts>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawEncryption {
+    pub key_file: String,
+    #[serde(default)]
+    pub retired_key_files: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawAlerts {
+    pub webhook: Option<String>,
+    pub queue_age: Option<Text>,
+    pub errors: Option<RawErrorsAlert>,
+    #[serde(default)]
+    pub circuit_open: bool,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawErrorsAlert {
+    pub count: u32,
+    pub within: Text,
 }
 
 #[derive(Debug, Deserialize)]

@@ -227,7 +227,7 @@ fn unknown_key_names_the_key_and_the_allowed_ones() {
         errors_of(&yaml),
         ["channels/adt.yaml:4:1: unknown field 'destinatons', expected one of 'name', 'description', \
           'source', 'filter', 'transform', 'tables', 'require', 'match', 'log_content', 'destinations', \
-          'retention', 'depends_on'"]
+          'retention', 'depends_on', 'encrypt', 'encryption', 'alerts'"]
     );
     let nested = MINIMAL.replace("file: { dir: out }", "file: { dir: out, nmae: x }");
     assert_eq!(
