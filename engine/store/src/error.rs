@@ -83,6 +83,26 @@ pub enum StoreError {
         /// Which queue was expected to hold it ("inbox" or "outbox <destination>").
         queue: String,
     },
+    /// Stored content is encrypted with a key that no channel configures any more.
+    #[error("stored content is encrypted with key {key_id}, which is not configured; keep that key file listed (as a retired key) while records encrypted with it are kept")]
+    KeyMissing {
+        /// Fingerprint of the missing key.
+        key_id: String,
+    },
+    /// Stored content did not decrypt with the key it names: it was altered or damaged on disk.
+    #[error("stored content encrypted with key {key_id} failed authentication (damaged or altered on disk)")]
+    Decrypt {
+        /// Fingerprint of the key.
+        key_id: String,
+    },
+    /// Content could not be encrypted (only a value too large for AES-GCM does this).
+    #[error("cannot encrypt {len} bytes with key {key_id}")]
+    Encrypt {
+        /// Fingerprint of the key.
+        key_id: String,
+        /// Size of the content.
+        len: usize,
+    },
 }
 
 impl StoreError {

@@ -10,6 +10,7 @@
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
 mod commit;
+mod crypto;
 mod error;
 mod keys;
 mod lease;
@@ -17,6 +18,7 @@ mod sled_store;
 mod store;
 mod types;
 
+pub use crypto::{Cipher, Key, KeyId};
 pub use error::{BackendError, Result, StoreError};
 pub use sled_store::SledStore;
 pub use store::{Settlement, Store};

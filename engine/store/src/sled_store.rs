@@ -10,6 +10,7 @@ use sled::transaction::{ConflictableTransactionError, TransactionError};
 use sled::Transactional;
 
 use crate::commit::Committer;
+use crate::crypto::{Cipher, Keyring};
 use crate::error::{Result, StoreError};
 use crate::keys;
 use crate::lease::LeaseTable;
@@ -36,7 +37,7 @@ struct Queued<'a> {
     outbox_key: Vec<u8>,
     entry: Vec<u8>,
     output_key: Vec<u8>,
-    payload: &'a [u8],
+    payload: std::borrow::Cow<'a, [u8]>,
 }
 
 fn encode<T: Serialize>(what: &'static str, value: &T) -> Result<Vec<u8>> {
@@ -185,6 +186,7 @@ pub struct SledStore {
     outbox_leases: Arc<LeaseTable>,
     inbox_depths: Depths,
     outbox_depths: Depths,
+    keyring: Keyring,
 }
 
 impl std::fmt::Debug for SledStore {
@@ -246,6 +248,7 @@ impl SledStore {
             db,
             inbox_leases: Arc::default(),
             outbox_leases: Arc::default(),
+            keyring: Keyring::default(),
         })
     }
 
@@ -279,6 +282,8 @@ impl SledStore {
         let output_key = keys::output(&keys::message(channel, seq)?, destination)?;
         let payload = self
             .read_body(&output_key)?
+            .map(|sealed| self.keyring.open(&sealed).map(|p| p.into_owned()))
+            .transpose()?
             .ok_or_else(|| StoreError::Corrupt {
                 what: "outbox payload",
                 detail: format!(
@@ -414,6 +419,10 @@ fn apply_settlement(
 }
 
 impl Store for SledStore {
+    fn set_channel_cipher(&self, channel: &str, cipher: Option<Cipher>) {
+        self.keyring.install(channel, cipher);
+    }
+
     fn receive(&self, channel: &str, raw: &[u8], meta: ReceiveMeta) -> Result<Pending> {
         // sled persists its id generator ahead of use, so ids are never handed out twice, even after kill -9.
         let seq = self
@@ -422,7 +431,13 @@ impl Store for SledStore {
             .map_err(StoreError::backend("allocating a sequence id"))?;
         let control_id = meta.control_id.clone();
         self.inbox
-            .insert(keys::message(channel, seq)?, encode_inbox(&meta, raw)?)
+            .insert(
+                keys::message(channel, seq)?,
+                encode_inbox(
+                    &meta,
+                    &Keyring::seal(self.keyring.writer(channel).as_deref(), raw)?,
+                )?,
+            )
             .map_err(StoreError::backend("storing a received message"))?;
         self.inbox_depths.add(&keys::channel(channel)?);
         tracing::debug!(
@@ -453,7 +468,7 @@ impl Store for SledStore {
                 channel: channel.to_owned(),
                 seq,
                 meta,
-                raw: raw.to_vec(),
+                raw: self.keyring.open(raw)?.into_owned(),
                 _guard: guard,
             });
             if leases.len() == max {
@@ -476,7 +491,10 @@ impl Store for SledStore {
         // and the record can be built from the lease: it does not exist until this commit.
         let mut record = MessageRecord::received(&lease.channel, lease.seq, lease.meta.clone());
         apply_processed(&mut record, &processed, &outputs);
+        let key = self.keyring.writer(&lease.channel);
+        Keyring::seal_record(key.as_deref(), &mut record)?;
         let record = encode("message record", &record)?;
+        let raw = Keyring::seal(key.as_deref(), &lease.raw)?;
         let raw_key = keys::raw(&message_key);
         let index_key = match &lease.meta.control_id {
             Some(cid) => Some(keys::control_id_entry(
@@ -500,7 +518,7 @@ impl Store for SledStore {
                 prefix,
                 entry: encode("outbox entry", &entry)?,
                 output_key: keys::output(&message_key, &out.destination)?,
-                payload: &out.payload,
+                payload: Keyring::seal(key.as_deref(), &out.payload)?,
             });
         }
         let trees = (
@@ -520,12 +538,12 @@ impl Store for SledStore {
                     }));
                 }
                 records.insert(message_key.as_slice(), record.as_slice())?;
-                bodies.insert(raw_key.as_slice(), lease.raw.as_slice())?;
+                bodies.insert(raw_key.as_slice(), &*raw)?;
                 if let Some(k) = &index_key {
                     control_ids.insert(k.as_slice(), &[])?;
                 }
                 for q in &queued {
-                    bodies.insert(q.output_key.as_slice(), q.payload)?;
+                    bodies.insert(q.output_key.as_slice(), &*q.payload)?;
                     outbox.insert(q.outbox_key.as_slice(), q.entry.as_slice())?;
                 }
                 Ok(())
@@ -583,6 +601,7 @@ impl Store for SledStore {
         let prefix = keys::outbox(&lease.channel, &lease.destination)?;
         let outbox_key = keys::outbox_entry(&prefix, lease.seq);
         let removes = !matches!(settlement, Settlement::Retry { .. });
+        let key = self.keyring.writer(&lease.channel);
         (&self.records, &self.outbox)
             .transaction(|(records, outbox)| {
                 let not_queued = || StoreError::NotQueued {
@@ -620,6 +639,7 @@ impl Store for SledStore {
                     &settlement,
                 )
                 .map_err(abort)?;
+                Keyring::seal_record(key.as_deref(), &mut record).map_err(abort)?;
                 records.insert(
                     message_key.as_slice(),
                     encode("message record", &record).map_err(abort)?,
@@ -657,7 +677,9 @@ impl Store for SledStore {
         {
             return inbox_record(&key, &value).map(Some);
         }
-        self.read_record(&key)
+        self.read_record(&key)?
+            .map(|r| self.keyring.open_record(r, false))
+            .transpose()
     }
 
     fn find_by_control_id(&self, control_id: &str) -> Result<Vec<MessageRecord>> {
@@ -679,7 +701,10 @@ impl Store for SledStore {
                 found.insert((record.channel.clone(), record.seq), record);
             }
         }
-        Ok(found.into_values().collect())
+        found
+            .into_values()
+            .map(|r| self.keyring.open_record(r, true))
+            .collect()
     }
 
     fn list(&self, channel: &str, filter: &ListFilter) -> Result<Vec<MessageRecord>> {
@@ -696,7 +721,10 @@ impl Store for SledStore {
         found.sort_by_key(|r| std::cmp::Reverse(r.seq));
         found.dedup_by_key(|r| r.seq);
         found.truncate(filter.limit);
-        Ok(found)
+        found
+            .into_iter()
+            .map(|r| self.keyring.open_record(r, true))
+            .collect()
     }
 
     fn raw(&self, channel: &str, seq: u64) -> Result<Option<Vec<u8>>> {
@@ -706,13 +734,19 @@ impl Store for SledStore {
             .get(&key)
             .map_err(StoreError::backend("reading an inbox entry"))?
         {
-            return Ok(Some(decode_inbox(&value)?.1.to_vec()));
+            return Ok(Some(
+                self.keyring.open(decode_inbox(&value)?.1)?.into_owned(),
+            ));
         }
-        self.read_body(&keys::raw(&key))
+        self.read_body(&keys::raw(&key))?
+            .map(|b| self.keyring.open(&b).map(|p| p.into_owned()))
+            .transpose()
     }
 
     fn output(&self, channel: &str, seq: u64, destination: &str) -> Result<Option<Vec<u8>>> {
-        self.read_body(&keys::output(&keys::message(channel, seq)?, destination)?)
+        self.read_body(&keys::output(&keys::message(channel, seq)?, destination)?)?
+            .map(|b| self.keyring.open(&b).map(|p| p.into_owned()))
+            .transpose()
     }
 
     fn inbox_stats(&self, channel: &str) -> Result<QueueStats> {

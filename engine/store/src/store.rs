@@ -1,5 +1,6 @@
 //! The storage interface the engine programs against. Nothing here names the backend.
 
+use crate::crypto::Cipher;
 use crate::error::Result;
 use crate::types::{
     InboxLease, ListFilter, MessageRecord, OutboxLease, OutboxOrder, OutboxPoll, Pending,
@@ -35,6 +36,10 @@ pub enum Settlement {
 /// the next flush; a crash before that replays the step, so delivery is at-least-once. Leases live only in
 /// memory: after a restart every unfinished inbox and outbox entry is handed out again.
 pub trait Store: Send + Sync {
+    /// Sets how a channel's content is stored from now on: sealed with the cipher's current key, or in
+    /// clear with `None`. Call before the channel's first message. Keys stay known for reading.
+    fn set_channel_cipher(&self, channel: &str, cipher: Option<Cipher>);
+
     /// Stores a raw message in the channel's inbox; wait on the returned [`Pending`] before acknowledging.
     fn receive(&self, channel: &str, raw: &[u8], meta: ReceiveMeta) -> Result<Pending>;
 
