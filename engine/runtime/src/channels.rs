@@ -49,6 +49,7 @@ impl ChannelDirectory {
             received_at: now_millis(),
             control_id: control_id.map(str::to_owned),
             message_type: header.map(|h| h.message_type).filter(|t| !t.is_empty()),
+            reprocess_of: None,
         };
         let stored = match store.receive(target, payload, meta) {
             Ok(pending) => pending.durable().await,

@@ -70,6 +70,7 @@ pub async fn accept(ch: &ChannelShared, payload: &[u8], invalid: Option<String>)
             .as_ref()
             .map(|h| h.message_type.clone())
             .filter(|t| !t.is_empty()),
+        reprocess_of: None,
     };
     let control_id = meta.control_id.clone().unwrap_or_default();
     let pending = match ch.store.receive(&ch.name, payload, meta) {

@@ -16,6 +16,7 @@ fn meta() -> ReceiveMeta {
         received_at: 1_700_000_000_000,
         control_id: Some("MSG00001".into()),
         message_type: Some("ADT^A01".into()),
+        reprocess_of: None,
     }
 }
 

@@ -83,6 +83,22 @@ pub enum StoreError {
         /// Which queue was expected to hold it ("inbox" or "outbox <destination>").
         queue: String,
     },
+    /// No message with this sequence id is in the channel (never stored, or removed by retention).
+    #[error("message {seq} of channel {channel:?} is not in the store (never stored, or pruned)")]
+    NoSuchMessage {
+        /// Channel name.
+        channel: String,
+        /// Sequence id.
+        seq: u64,
+    },
+    /// The message has not been processed yet, so there is nothing to run again.
+    #[error("message {seq} of channel {channel:?} is still waiting in the inbox to be processed")]
+    NotProcessed {
+        /// Channel name.
+        channel: String,
+        /// Sequence id.
+        seq: u64,
+    },
     /// Stored content is encrypted with a key that no channel configures any more.
     #[error("stored content is encrypted with key {key_id}, which is not configured; keep that key file listed (as a retired key) while records encrypted with it are kept")]
     KeyMissing {
@@ -106,6 +122,14 @@ pub enum StoreError {
 }
 
 impl StoreError {
+    /// Whether opening failed because another process (a running engine) holds the store's lock.
+    pub fn is_locked(&self) -> bool {
+        // sled reports a held lock only as an I/O error of kind Other with this wording (sled 0.34,
+        // config.rs `try_lock`); there is no typed variant to match.
+        matches!(self, StoreError::Open { source, .. }
+            if matches!(source.0.as_ref(), sled::Error::Io(e) if e.to_string().contains("could not acquire lock")))
+    }
+
     pub(crate) fn backend(op: &'static str) -> impl FnOnce(sled::Error) -> StoreError {
         move |e| StoreError::Backend {
             op,

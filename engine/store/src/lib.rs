@@ -24,6 +24,6 @@ pub use sled_store::SledStore;
 pub use store::{Settlement, Store};
 pub use types::{
     AttemptOutcome, DestinationRecord, Disposition, Event, InboxLease, ListFilter, MessageRecord,
-    OutboxLease, OutboxOrder, OutboxPoll, Output, Pending, Processed, QueueStats, ReceiveMeta,
-    StageOutcome, Status, Step, Stored, UnixMillis,
+    OutboxLease, OutboxOrder, OutboxPoll, Output, Pending, Processed, PruneBatch, PruneRule,
+    QueueStats, ReceiveMeta, ReprocessOf, StageOutcome, Status, Step, Stored, UnixMillis,
 };

@@ -9,6 +9,8 @@ use serde::{Deserialize, Serialize};
 use sled::transaction::{ConflictableTransactionError, TransactionError};
 use sled::Transactional;
 
+mod maintenance;
+
 use crate::commit::Committer;
 use crate::crypto::{Cipher, Keyring};
 use crate::error::{Result, StoreError};
@@ -17,8 +19,8 @@ use crate::lease::LeaseTable;
 use crate::store::{Settlement, Store};
 use crate::types::{
     AttemptOutcome, DestinationRecord, Disposition, Event, InboxLease, ListFilter, MessageRecord,
-    OutboxLease, OutboxOrder, OutboxPoll, Output, Pending, Processed, QueueStats, ReceiveMeta,
-    Status, Step, Stored, UnixMillis,
+    OutboxLease, OutboxOrder, OutboxPoll, Output, Pending, Processed, PruneBatch, PruneRule,
+    QueueStats, ReceiveMeta, Status, Step, Stored, UnixMillis,
 };
 
 /// One outbox entry; the payload lives in `bodies` so it is stored once.
@@ -481,9 +483,17 @@ impl Store for SledStore {
     fn complete(&self, lease: InboxLease, processed: Processed) -> Result<()> {
         let message_key = keys::message(&lease.channel, lease.seq)?;
         let mut by_destination: BTreeMap<&str, &Output> = BTreeMap::new();
+        // A reprocess limited to one destination queues only that destination's output.
+        let only = lease
+            .meta
+            .reprocess_of
+            .as_ref()
+            .and_then(|r| r.destination.as_deref());
         if let Disposition::Routed(outputs) = &processed.disposition {
             for out in outputs {
-                by_destination.insert(&out.destination, out);
+                if only.is_none_or(|d| d == out.destination) {
+                    by_destination.insert(&out.destination, out);
+                }
             }
         }
         let outputs: Vec<&Output> = by_destination.into_values().collect();
@@ -785,6 +795,26 @@ impl Store for SledStore {
             depth: self.outbox_depths.get(&prefix),
             oldest_at,
         })
+    }
+
+    fn reprocess(
+        &self,
+        channel: &str,
+        seq: u64,
+        destination: Option<&str>,
+        at: UnixMillis,
+    ) -> Result<Pending> {
+        self.reprocess_message(channel, seq, destination, at)
+    }
+
+    fn prune(
+        &self,
+        channel: &str,
+        rule: &PruneRule,
+        resume_after: Option<u64>,
+        max: usize,
+    ) -> Result<PruneBatch> {
+        self.prune_batch(channel, rule, resume_after, max)
     }
 
     fn flush(&self) -> Result<()> {

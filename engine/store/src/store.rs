@@ -4,7 +4,7 @@ use crate::crypto::Cipher;
 use crate::error::Result;
 use crate::types::{
     InboxLease, ListFilter, MessageRecord, OutboxLease, OutboxOrder, OutboxPoll, Pending,
-    Processed, QueueStats, ReceiveMeta, UnixMillis,
+    Processed, PruneBatch, PruneRule, QueueStats, ReceiveMeta, UnixMillis,
 };
 
 /// How a delivery attempt ended, as the destination worker reports it.
@@ -81,6 +81,30 @@ pub trait Store: Send + Sync {
 
     /// Depth and age of one destination's outbox.
     fn outbox_stats(&self, channel: &str, destination: &str) -> Result<QueueStats>;
+
+    /// Puts a copy of a processed message's raw bytes in the channel's inbox so it runs again through the
+    /// current scripts, received at `at`. The original stays as it was, plus a `Reprocessed` history
+    /// event naming the copy; the copy's `reprocess_of` names the original. With `destination`, only that
+    /// destination's output of the new run is queued. Wait on the [`Pending`] as for `receive`.
+    fn reprocess(
+        &self,
+        channel: &str,
+        seq: u64,
+        destination: Option<&str>,
+        at: UnixMillis,
+    ) -> Result<Pending>;
+
+    /// One bounded retention step: looks at up to `max` of the channel's oldest records after
+    /// `resume_after` and removes those `rule` selects (record, bodies and index entry), in one transaction.
+    /// Records still queued for a destination are never removed. Call again with the returned
+    /// `resume_after` until it is `None`.
+    fn prune(
+        &self,
+        channel: &str,
+        rule: &PruneRule,
+        resume_after: Option<u64>,
+        max: usize,
+    ) -> Result<PruneBatch>;
 
     /// Makes everything written so far durable (blocking; for shutdown).
     fn flush(&self) -> Result<()>;

@@ -21,6 +21,19 @@ pub struct ReceiveMeta {
     pub control_id: Option<String>,
     /// MSH-9 as written, e.g. `ADT^A01`.
     pub message_type: Option<String>,
+    /// Set when this message is a reprocessed copy of an earlier one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reprocess_of: Option<ReprocessOf>,
+}
+
+/// The link from a reprocessed copy to the message it was copied from (which stays as it was).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReprocessOf {
+    /// Sequence id of the original message, in the same channel.
+    pub seq: u64,
+    /// When set, only this destination's output of the new run is queued.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub destination: Option<String>,
 }
 
 /// Where a message (or one destination's copy of it) stands.
@@ -298,6 +311,11 @@ pub enum Step {
         /// Destination name.
         destination: String,
     },
+    /// The message was copied into the inbox to run again; the copy links back with `reprocess_of`.
+    Reprocessed {
+        /// Sequence id of the copy.
+        seq: u64,
+    },
     /// A delivery attempt ended.
     Attempt {
         /// Destination name.
@@ -373,6 +391,28 @@ impl MessageRecord {
         }
     }
 
+    /// Sequence ids of the copies this message was reprocessed as, oldest first.
+    pub fn reprocessed_as(&self) -> Vec<u64> {
+        self.history
+            .iter()
+            .filter_map(|e| match e.step {
+                Step::Reprocessed { seq } => Some(seq),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Whether nothing more will happen to this message on its own (no queue holds it).
+    pub fn is_finished(&self) -> bool {
+        matches!(
+            self.status,
+            Status::Filtered | Status::Sent | Status::Errored
+        ) && self
+            .destinations
+            .values()
+            .all(|d| d.status != Status::Queued)
+    }
+
     /// Errored wins over in-flight, which wins over sent, so a failed copy is never hidden.
     pub(crate) fn settle_status(&mut self) {
         let statuses = || self.destinations.values().map(|d| d.status);
@@ -416,4 +456,24 @@ pub struct QueueStats {
     pub depth: u64,
     /// When the oldest waiting entry was received (inbox) or queued (outbox).
     pub oldest_at: Option<UnixMillis>,
+}
+
+/// Which finished records a retention pass removes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PruneRule {
+    /// Records received before this time are removed.
+    pub received_before: UnixMillis,
+    /// Keep errored records regardless of age, so no failure disappears unseen.
+    pub keep_errored: bool,
+}
+
+/// What one bounded pruning step did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PruneBatch {
+    /// Records (with their bodies and index entries) removed.
+    pub removed: u64,
+    /// Records looked at but kept (errored with `keep_errored`, or still queued).
+    pub kept: u64,
+    /// Where the next step starts; `None` when no older record is left in the channel.
+    pub resume_after: Option<u64>,
 }

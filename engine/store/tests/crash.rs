@@ -26,6 +26,7 @@ fn meta(n: u64) -> ReceiveMeta {
         received_at: 1_000 + n,
         control_id: Some(format!("K{n}")),
         message_type: None,
+        reprocess_of: None,
     }
 }
 

@@ -16,6 +16,7 @@ fn meta(control_id: &str) -> ReceiveMeta {
         received_at: T0,
         control_id: Some(control_id.into()),
         message_type: Some("ADT^A01".into()),
+        reprocess_of: None,
     }
 }
 
