@@ -2,6 +2,7 @@
 //! with retries, circuit breakers and rate limits, and orderly start and shutdown.
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
+pub mod browse;
 mod backoff;
 mod breaker;
 mod channel;
@@ -11,6 +12,7 @@ pub mod metrics;
 mod pipeline;
 mod pool;
 mod rate_limit;
+pub mod retention;
 mod runtime;
 mod source;
 
