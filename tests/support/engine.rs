@@ -14,6 +14,10 @@ pub struct Engine {
     pub channels: PathBuf,
     pub data: PathBuf,
     pub log: PathBuf,
+    /// Extra `junction run` arguments for every later `start` (e.g. `--admin ADDR`).
+    pub args: Vec<String>,
+    /// Extra environment for the engine process (JUNCTION_ADMIN_TOKEN is cleared unless set here).
+    pub envs: Vec<(String, String)>,
     child: Option<Child>,
 }
 
@@ -26,6 +30,8 @@ impl Engine {
             channels,
             data: root.join("data"),
             log: root.join("engine.log"),
+            args: Vec::new(),
+            envs: Vec::new(),
             child: None,
         }
     }
@@ -47,6 +53,9 @@ impl Engine {
             .arg(&self.channels)
             .arg("--data")
             .arg(&self.data)
+            .args(&self.args)
+            .env_remove("JUNCTION_ADMIN_TOKEN")
+            .envs(self.envs.iter().map(|(k, v)| (k, v)))
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
@@ -69,6 +78,15 @@ impl Engine {
             .args(["-TERM", &c.id().to_string()])
             .status();
         c.wait().ok().and_then(|s| s.code())
+    }
+
+    /// Send a signal (e.g. `HUP`) to the running engine.
+    pub fn signal(&self, name: &str) {
+        if let Some(c) = &self.child {
+            let _ = Command::new("kill")
+                .args([format!("-{name}"), c.id().to_string()])
+                .status();
+        }
     }
 
     /// The engine's log so far.

@@ -1,13 +1,15 @@
-//! `junction run`: start every channel with the durable store, until Ctrl-C or SIGTERM.
+//! `junction run`: start every channel with the durable store, until Ctrl-C or SIGTERM; SIGHUP
+//! reloads the channels folder; `--admin` serves the admin HTTP API.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::Args;
-use junction_runtime::Runtime;
+use junction_runtime::{admin, Runtime};
 use junction_store::{SledStore, Store};
-use tracing::{error, info};
+use tracing::{error, info, warn};
 
 /// Arguments of `junction run`.
 #[derive(Args)]
@@ -18,6 +20,13 @@ pub struct RunArgs {
     /// Folder of the durable store (created if missing).
     #[arg(long, default_value = "data")]
     data: PathBuf,
+    /// Serve the admin HTTP API on this address (e.g. 127.0.0.1:9090). Needs a token from
+    /// JUNCTION_ADMIN_TOKEN or --admin-token-file; without one the API stays off.
+    #[arg(long, value_name = "ADDR")]
+    admin: Option<SocketAddr>,
+    /// File holding the admin API bearer token (instead of JUNCTION_ADMIN_TOKEN).
+    #[arg(long, value_name = "FILE")]
+    admin_token_file: Option<PathBuf>,
 }
 
 /// Run `junction run`.
@@ -45,40 +54,143 @@ pub fn run(args: RunArgs) -> ExitCode {
                 return ExitCode::FAILURE;
             }
         };
-        let engine = match Runtime::start(&configs, store).await {
-            Ok(e) => e,
+        let engine = match Runtime::new(store) {
+            Ok(e) => Arc::new(e),
             Err(e) => {
                 error!(error = %e, "engine did not start");
                 return ExitCode::FAILURE;
             }
         };
-        info!(channels = engine.channels().len(), data = %args.data.display(), "junction running");
-        wait_for_stop().await;
-        info!("stopping: no new messages; finishing in-flight ones");
-        engine.shutdown().await;
-        ExitCode::SUCCESS
+        // The admin API comes up first so /health answers 503 while channels start.
+        let admin = start_admin(&args, &engine).await;
+        let mut signals = Signals::new();
+        let code = match engine.start_all(&configs).await {
+            Ok(()) => {
+                info!(channels = engine.channels().len(), data = %args.data.display(), "junction running");
+                while let Signal::Reload = signals.next().await {
+                    info!("SIGHUP: reloading channels");
+                    if let Err(e) = engine.reload(&args.channels).await {
+                        error!("reload refused: {e}");
+                    }
+                }
+                info!("stopping: no new messages; finishing in-flight ones");
+                engine.shutdown().await;
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                error!(error = %e, "engine did not start");
+                ExitCode::FAILURE
+            }
+        };
+        if let Some((stop, task)) = admin {
+            let _ = stop.send(());
+            let _ = task.await;
+        }
+        code
     })
 }
 
-/// Resolve on Ctrl-C or SIGTERM.
-async fn wait_for_stop() {
+/// The admin API's stop signal and task.
+type AdminHandle = (
+    tokio::sync::oneshot::Sender<()>,
+    tokio::task::JoinHandle<()>,
+);
+
+/// Start the admin API when `--admin` is given and a token is configured. Problems are logged and
+/// leave the engine running without the API: the channels matter more than their dashboard.
+async fn start_admin(args: &RunArgs, engine: &Arc<Runtime>) -> Option<AdminHandle> {
+    let addr = args.admin?;
+    let token = match crate::status::admin_token(args.admin_token_file.as_deref()) {
+        Ok(Some(token)) => token,
+        Ok(None) => {
+            warn!(%addr, "admin API not started: no token configured (set JUNCTION_ADMIN_TOKEN or --admin-token-file)");
+            return None;
+        }
+        Err(e) => {
+            error!(%addr, "admin API not started: {e}");
+            return None;
+        }
+    };
+    let listener = match admin::bind(addr).await {
+        Ok(l) => l,
+        Err(e) => {
+            error!(%addr, error = %e, "admin API not started: cannot listen");
+            return None;
+        }
+    };
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let config = admin::AdminConfig {
+        token,
+        channels_dir: args.channels.clone(),
+        data_dir: args.data.clone(),
+    };
+    let task = tokio::spawn(admin::serve(
+        listener,
+        config,
+        Arc::clone(engine),
+        async move {
+            let _ = stopped.await;
+        },
+    ));
+    Some((stop, task))
+}
+
+/// What a process signal asks for.
+enum Signal {
+    /// Ctrl-C or SIGTERM: stop cleanly.
+    Stop,
+    /// SIGHUP: re-read the channels folder.
+    Reload,
+}
+
+/// The process signals `junction run` listens to.
+struct Signals {
     #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
-                }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
+    term: Option<tokio::signal::unix::Signal>,
+    #[cfg(unix)]
+    hup: Option<tokio::signal::unix::Signal>,
+}
+
+impl Signals {
+    fn new() -> Self {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            Self {
+                term: signal(SignalKind::terminate()).ok(),
+                hup: signal(SignalKind::hangup()).ok(),
             }
         }
+        #[cfg(not(unix))]
+        Self {}
     }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
+
+    /// The next signal.
+    async fn next(&mut self) -> Signal {
+        #[cfg(unix)]
+        {
+            let term = async {
+                match self.term.as_mut() {
+                    Some(s) => s.recv().await,
+                    None => std::future::pending().await,
+                }
+            };
+            let hup = async {
+                match self.hup.as_mut() {
+                    Some(s) => s.recv().await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => Signal::Stop,
+                _ = term => Signal::Stop,
+                _ = hup => Signal::Reload,
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+            Signal::Stop
+        }
     }
 }

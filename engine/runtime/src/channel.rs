@@ -2,6 +2,7 @@
 //! destination that drains that destination's durable outbox.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -45,7 +46,7 @@ pub struct ChannelShared {
     /// Channel counters.
     pub metrics: Arc<ChannelMetrics>,
     /// Whether the channel's sources take messages (paused channels refuse with AE).
-    pub paused: std::sync::atomic::AtomicBool,
+    pub paused: AtomicBool,
 }
 
 /// A destination's worker settings and counters.
@@ -68,32 +69,50 @@ pub struct RunningChannel {
     pub config: ChannelConfig,
 }
 
+/// What a channel's workers run with.
+pub struct WorkerContext<'a> {
+    /// The store shared by every channel.
+    pub store: &'a Arc<dyn Store>,
+    /// The script thread pool shared by every channel.
+    pub pool: &'a Arc<WorkerPool>,
+    /// Inbox wake-ups of every channel.
+    pub directory: &'a Arc<ChannelDirectory>,
+}
+
 /// Start the inbox worker and destination workers of a channel on `tasks`.
+///
+/// `previous` is the same channel's earlier incarnation when it is restarted by a reload: its
+/// counters and paused state carry over, so metrics stay monotonic and a paused channel stays paused.
 pub fn start_workers(
     config: &ChannelConfig,
     pipeline: Arc<Pipeline>,
-    store: Arc<dyn Store>,
-    pool: Arc<WorkerPool>,
-    directory: &Arc<ChannelDirectory>,
+    ctx: &WorkerContext<'_>,
+    previous: Option<&RunningChannel>,
     tasks: &mut tokio::task::JoinSet<()>,
     stop: &CancellationToken,
 ) -> Result<RunningChannel, crate::destination::ConnectorError> {
+    let paused = previous.is_some_and(|p| p.shared.paused.load(Ordering::Relaxed));
     let shared = Arc::new(ChannelShared {
         name: config.name.clone(),
         ack: config.source.ack,
-        store: Arc::clone(&store),
-        inbox: directory.inbox(&config.name),
+        store: Arc::clone(ctx.store),
+        inbox: ctx.directory.inbox(&config.name),
         waiters: Mutex::new(HashMap::new()),
-        metrics: Arc::default(),
-        paused: Default::default(),
+        metrics: previous.map_or_else(Arc::default, |p| Arc::clone(&p.shared.metrics)),
+        paused: AtomicBool::new(paused),
     });
     let mut destinations = Vec::new();
     for d in &config.destinations {
-        let connector = Connector::build(&d.kind, directory)?;
+        let connector = Connector::build(&d.kind, ctx.directory)?;
+        let metrics = previous
+            .and_then(|p| p.destinations.iter().find(|o| o.name == d.name))
+            .map_or_else(Arc::default, |o| Arc::clone(&o.metrics));
+        // A new worker starts with a closed breaker.
+        metrics.circuit_open.store(false, Ordering::Relaxed);
         let rt = Arc::new(DestinationRuntime {
             name: d.name.clone(),
             notify: Arc::new(Notify::new()),
-            metrics: Arc::default(),
+            metrics,
         });
         tasks.spawn(destination_worker(
             Arc::clone(&shared),
@@ -107,7 +126,7 @@ pub fn start_workers(
     tasks.spawn(inbox_worker(
         Arc::clone(&shared),
         pipeline,
-        pool,
+        Arc::clone(ctx.pool),
         destinations.clone(),
         stop.clone(),
     ));
@@ -273,9 +292,7 @@ async fn destination_worker(
                 inc(&rt.metrics.sent);
                 if let Some(b) = breaker.as_mut() {
                     if b.success() == Transition::Closed {
-                        rt.metrics
-                            .circuit_open
-                            .store(false, std::sync::atomic::Ordering::Relaxed);
+                        rt.metrics.circuit_open.store(false, Ordering::Relaxed);
                         info!(channel = %ch.name, destination = %config.name, "circuit closed: destination is answering again");
                     }
                 }
@@ -292,9 +309,7 @@ async fn destination_worker(
         if !matches!(settlement, Settlement::Sent { .. }) {
             if let Some(b) = breaker.as_mut() {
                 if b.failure(Instant::now()) == Transition::Opened {
-                    rt.metrics
-                        .circuit_open
-                        .store(true, std::sync::atomic::Ordering::Relaxed);
+                    rt.metrics.circuit_open.store(true, Ordering::Relaxed);
                     warn!(channel = %ch.name, destination = %config.name, "circuit open: pausing deliveries for the cool-down");
                 }
             }

@@ -2,16 +2,20 @@
 //! with retries, circuit breakers and rate limits, and orderly start and shutdown.
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
-pub mod browse;
+pub mod admin;
+mod alerts;
 mod backoff;
 mod breaker;
+pub mod browse;
 mod channel;
 mod channels;
 mod destination;
+mod encryption;
 pub mod metrics;
 mod pipeline;
 mod pool;
 mod rate_limit;
+mod reload;
 pub mod retention;
 mod runtime;
 mod source;
@@ -20,7 +24,8 @@ use std::path::{Path, PathBuf};
 
 pub use channel::{ChannelShared, DestinationRuntime, RunningChannel};
 pub use pipeline::{BuildError, Pipeline, Run, Verdict};
-pub use runtime::{Runtime, StartError};
+pub use reload::{ReloadError, ReloadReport};
+pub use runtime::{EngineState, Runtime, StartError};
 
 /// Content type of HL7 v2 payloads.
 pub const CONTENT_HL7: &str = "application/hl7-v2";

@@ -1,0 +1,356 @@
+//! The admin HTTP API: health, channel status, pause/resume, Prometheus metrics, reload, and the
+//! message browser (list, show, reprocess) while the engine runs. Off unless
+//! `junction run --admin` is given; every request carries the bearer token.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use axum::extract::{Path, Query, Request, State};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use serde_json::{json, Value};
+use tokio::net::TcpListener;
+use tracing::{error, info, warn};
+
+use crate::browse::{self, Accessor, AuditLog, BrowseError, ListParams, ReprocessRequest, Via};
+use crate::metrics::{self, ChannelStatus};
+use crate::reload::ReloadError;
+use crate::Runtime;
+
+/// How the admin API is set up.
+pub struct AdminConfig {
+    /// The bearer token every request must carry.
+    pub token: String,
+    /// The folder `POST /reload` re-reads.
+    pub channels_dir: PathBuf,
+    /// The data folder, whose `audit.jsonl` records every message access through the API.
+    pub data_dir: PathBuf,
+}
+
+/// What the admin API serves.
+#[derive(Clone)]
+struct Admin {
+    runtime: Arc<Runtime>,
+    token: Arc<[u8]>,
+    channels_dir: Arc<std::path::Path>,
+    audit: Arc<AuditLog>,
+}
+
+/// Equal tokens, in time that depends only on the expected token's length, so response timing
+/// does not reveal how much of a guess was right.
+fn same_token(given: &[u8], expected: &[u8]) -> bool {
+    let mut diff = given.len() ^ expected.len();
+    for (i, e) in expected.iter().enumerate() {
+        diff |= usize::from(e ^ given.get(i).copied().unwrap_or(0));
+    }
+    std::hint::black_box(diff) == 0
+}
+
+fn json_response(status: StatusCode, body: &Value) -> Response {
+    (
+        status,
+        [(header::CONTENT_TYPE, "application/json")],
+        body.to_string(),
+    )
+        .into_response()
+}
+
+async fn require_token(State(admin): State<Admin>, request: Request, next: Next) -> Response {
+    let given = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    match given {
+        Some(token) if same_token(token.trim().as_bytes(), &admin.token) => next.run(request).await,
+        given => {
+            if given.is_some() {
+                warn!(path = %request.uri().path(), "admin request refused: wrong token");
+            }
+            let mut response = json_response(
+                StatusCode::UNAUTHORIZED,
+                &json!({ "error": "a valid 'Authorization: Bearer <token>' header is required" }),
+            );
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            response
+        }
+    }
+}
+
+async fn health(State(admin): State<Admin>) -> Response {
+    let rt = &admin.runtime;
+    let body = json!({
+        "status": if rt.is_ready() { "ready" } else { "not ready" },
+        "state": rt.state().as_str(),
+        "down": rt.down(),
+    });
+    let status = if rt.is_ready() {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    json_response(status, &body)
+}
+
+fn channel_json(s: &ChannelStatus) -> Value {
+    json!({
+        "name": s.name,
+        "state": if s.paused { "paused" } else { "running" },
+        "received": s.received,
+        "filtered": s.filtered,
+        "queued": s.queued,
+        "sent": s.sent,
+        "errored": s.errored,
+        "inbox": { "depth": s.inbox_depth, "oldest_age_seconds": s.inbox_oldest_age_seconds },
+        "destinations": s.destinations.iter().map(|d| json!({
+            "name": d.name,
+            "queue_depth": d.queue_depth,
+            "oldest_age_seconds": d.oldest_age_seconds,
+            "circuit_open": d.circuit_open,
+            "sent": d.sent,
+            "errored": d.errored,
+            "retried": d.retried,
+        })).collect::<Vec<_>>(),
+    })
+}
+
+async fn channels(State(admin): State<Admin>) -> Response {
+    let rt = &admin.runtime;
+    let list: Vec<Value> = rt
+        .channels()
+        .iter()
+        .map(|c| channel_json(&ChannelStatus::read(c, rt.store().as_ref())))
+        .collect();
+    json_response(
+        StatusCode::OK,
+        &json!({ "state": rt.state().as_str(), "down": rt.down(), "channels": list }),
+    )
+}
+
+async fn set_paused(admin: &Admin, name: &str, paused: bool) -> Response {
+    let Some(channel) = admin.runtime.channel(name) else {
+        return json_response(
+            StatusCode::NOT_FOUND,
+            &json!({ "error": format!("no running channel named {name}") }),
+        );
+    };
+    channel.shared.paused.store(paused, Ordering::Relaxed);
+    let state = if paused { "paused" } else { "running" };
+    info!(channel = %name, state, "channel state changed through the admin API");
+    json_response(StatusCode::OK, &json!({ "name": name, "state": state }))
+}
+
+async fn pause(State(admin): State<Admin>, Path(name): Path<String>) -> Response {
+    set_paused(&admin, &name, true).await
+}
+
+async fn resume(State(admin): State<Admin>, Path(name): Path<String>) -> Response {
+    set_paused(&admin, &name, false).await
+}
+
+async fn prometheus(State(admin): State<Admin>) -> Response {
+    let rt = &admin.runtime;
+    let text = metrics::prometheus(&rt.channels(), rt.store().as_ref(), rt.is_ready());
+    (
+        StatusCode::OK,
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        text,
+    )
+        .into_response()
+}
+
+async fn reload(State(admin): State<Admin>) -> Response {
+    info!("reload requested through the admin API");
+    match admin.runtime.reload(&admin.channels_dir).await {
+        Ok(report) => {
+            let status = if report.failed.is_empty() {
+                StatusCode::OK
+            } else {
+                StatusCode::INTERNAL_SERVER_ERROR
+            };
+            json_response(
+                status,
+                &json!({
+                    "added": report.added,
+                    "removed": report.removed,
+                    "restarted": report.restarted,
+                    "unchanged": report.unchanged,
+                    "failed": report.failed,
+                }),
+            )
+        }
+        Err(ReloadError::Invalid(errors)) => {
+            warn!(
+                errors = errors.len(),
+                "reload refused: configuration invalid; old channels keep running"
+            );
+            json_response(StatusCode::BAD_REQUEST, &json!({ "errors": errors }))
+        }
+        Err(e @ ReloadError::Stopping) => json_response(
+            StatusCode::SERVICE_UNAVAILABLE,
+            &json!({ "error": e.to_string() }),
+        ),
+    }
+}
+
+/// Who the audit log names for API access: there is one token, so the API itself.
+fn api_accessor() -> Accessor {
+    Accessor {
+        who: String::from("admin-api"),
+        via: Via::Api,
+    }
+}
+
+/// Run a browser call off the async threads (it blocks on the store and the audit log) and answer
+/// with its result as JSON.
+async fn browse_call<T: serde::Serialize + Send + 'static>(
+    admin: &Admin,
+    call: impl FnOnce(&dyn junction_store::Store, &AuditLog, &Accessor) -> Result<T, BrowseError>
+        + Send
+        + 'static,
+) -> Response {
+    let store = Arc::clone(admin.runtime.store());
+    let audit = Arc::clone(&admin.audit);
+    let result =
+        tokio::task::spawn_blocking(move || call(store.as_ref(), &audit, &api_accessor())).await;
+    match result {
+        Ok(Ok(value)) => match serde_json::to_value(value) {
+            Ok(body) => json_response(StatusCode::OK, &body),
+            Err(e) => json_response(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                &json!({ "error": e.to_string() }),
+            ),
+        },
+        Ok(Err(e)) => json_response(
+            StatusCode::from_u16(e.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+            &json!({ "error": e.to_string() }),
+        ),
+        Err(e) => json_response(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            &json!({ "error": format!("browser task failed: {e}") }),
+        ),
+    }
+}
+
+async fn list_messages(
+    State(admin): State<Admin>,
+    Path(channel): Path<String>,
+    Query(params): Query<ListParams>,
+) -> Response {
+    browse_call(&admin, move |store, audit, by| {
+        browse::list_messages(store, audit, by, &channel, &params)
+    })
+    .await
+}
+
+/// `?view=raw|transformed|all&destination=NAME` of `GET /channels/{name}/messages/{seq}`.
+#[derive(serde::Deserialize)]
+struct ViewQuery {
+    view: Option<String>,
+    destination: Option<String>,
+}
+
+async fn show_message(
+    State(admin): State<Admin>,
+    Path((channel, seq)): Path<(String, u64)>,
+    Query(q): Query<ViewQuery>,
+) -> Response {
+    browse_call(&admin, move |store, audit, by| {
+        let view = browse::View::from_query(q.view.as_deref(), q.destination.as_deref())?;
+        browse::show_message(store, audit, by, &channel, seq, &view)
+    })
+    .await
+}
+
+async fn reprocess(
+    State(admin): State<Admin>,
+    Path(channel): Path<String>,
+    body: axum::body::Bytes,
+) -> Response {
+    let request: ReprocessRequest = match serde_json::from_slice(&body) {
+        Ok(r) => r,
+        Err(e) => {
+            return json_response(
+                StatusCode::BAD_REQUEST,
+                &json!({ "error": format!("body must be a JSON reprocess request: {e}") }),
+            )
+        }
+    };
+    let wake = admin.runtime.channel(&channel);
+    let response = browse_call(&admin, move |store, audit, by| {
+        browse::reprocess(store, audit, by, &channel, &request)
+    })
+    .await;
+    // The copies are in the inbox now; do not wait for the worker's idle poll.
+    if let Some(running) = wake {
+        running.shared.inbox.notify_one();
+    }
+    response
+}
+
+fn router(admin: Admin) -> Router {
+    Router::new()
+        .route("/health", get(health))
+        .route("/channels", get(channels))
+        .route("/channels/{name}/pause", post(pause))
+        .route("/channels/{name}/resume", post(resume))
+        .route("/metrics", get(prometheus))
+        .route("/reload", post(reload))
+        .route("/channels/{name}/messages", get(list_messages))
+        .route("/channels/{name}/messages/{seq}", get(show_message))
+        .route("/channels/{name}/reprocess", post(reprocess))
+        .layer(middleware::from_fn_with_state(admin.clone(), require_token))
+        .with_state(admin)
+}
+
+/// Bind the admin address now, so a port in use is reported at start-up.
+pub async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    TcpListener::bind(addr).await
+}
+
+/// Serve the admin API on `listener` until `stop` resolves.
+pub async fn serve(
+    listener: TcpListener,
+    config: AdminConfig,
+    runtime: Arc<Runtime>,
+    stop: impl std::future::Future<Output = ()> + Send + 'static,
+) {
+    let admin = Admin {
+        runtime,
+        token: Arc::from(config.token.into_bytes()),
+        channels_dir: Arc::from(config.channels_dir),
+        audit: Arc::new(AuditLog::in_data_dir(&config.data_dir)),
+    };
+    let addr = listener.local_addr().ok();
+    info!(addr = ?addr, "admin API listening");
+    let result = axum::serve(listener, router(admin))
+        .with_graceful_shutdown(stop)
+        .await;
+    if let Err(e) = result {
+        error!(error = %e, "admin API stopped");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::same_token;
+
+    #[test]
+    fn tokens_compare_whole() {
+        assert!(same_token(b"s3cret-token", b"s3cret-token"));
+        assert!(!same_token(b"s3cret-toke", b"s3cret-token"));
+        assert!(!same_token(b"s3cret-token!", b"s3cret-token"));
+        assert!(!same_token(b"S3cret-token", b"s3cret-token"));
+        assert!(!same_token(b"", b"s3cret-token"));
+    }
+}

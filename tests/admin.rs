@@ -1,0 +1,241 @@
+//! The admin API of `junction run --admin`, driven over real sockets: the token is required, the
+//! channel table and Prometheus metrics show what was sent, pause refuses messages with AE and
+//! resume takes them again, `junction status` prints the table; no token, no API.
+#![allow(clippy::unwrap_used)]
+
+#[path = "support/admin.rs"]
+mod admin;
+#[path = "support/engine.rs"]
+mod engine;
+#[path = "support/mod.rs"]
+mod support;
+
+use std::net::{SocketAddr, TcpStream};
+
+use admin::{channel_status, get_json, http, TOKEN};
+use engine::{adt, control_ids_in, eventually, Engine, MllpClient};
+
+/// Value of one Prometheus series line (`name{labels} value`), if present.
+fn series(metrics: &str, name_and_labels: &str) -> Option<f64> {
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(name_and_labels)?.strip_prefix(' '))
+        .and_then(|v| v.parse().ok())
+}
+
+#[test]
+fn admin_api_reports_pauses_and_exports_metrics() {
+    let dir = tempfile::tempdir().unwrap();
+    let sink_file = dir.path().join("sink.hl7");
+    let (_sink, sink_addr) = support::spawn_listen(&sink_file);
+    // Nothing listens here: messages for this destination stay queued.
+    let down = SocketAddr::from(([127, 0, 0, 1], support::free_port()));
+    let addr = SocketAddr::from(([127, 0, 0, 1], support::free_port()));
+    let mut engine = Engine::new(dir.path());
+    engine.channel(
+        "adt.yaml",
+        &format!(
+            "name: adt\n\
+             source:\n  mllp: {{ listen: \"{addr}\" }}\n\
+             filter: |\n  !msg[\"MSH-10\"].starts_with(\"F\")\n\
+             destinations:\n\
+             \x20 - name: sink\n    mllp: {{ connect: \"{sink_addr}\" }}\n\
+             \x20 - name: down\n    mllp: {{ connect: \"{down}\", connect_timeout: 200ms }}\n    \
+             retry: {{ initial: 10s, max: 10s }}\n"
+        ),
+    );
+    let api = admin::enable(&mut engine);
+    engine.start();
+    admin::wait_ready(api);
+
+    // Every route needs the token.
+    for (method, path) in [
+        ("GET", "/health"),
+        ("GET", "/channels"),
+        ("GET", "/metrics"),
+        ("POST", "/channels/adt/pause"),
+        ("POST", "/reload"),
+    ] {
+        let (status, _) = http(api, method, path, None);
+        assert_eq!(status, 401, "{method} {path} without a token");
+        let (status, _) = http(api, method, path, Some("wrong-token"));
+        assert_eq!(status, 401, "{method} {path} with a wrong token");
+        let (status, _) = http(api, method, path, Some(&TOKEN[..TOKEN.len() - 1]));
+        assert_eq!(status, 401, "{method} {path} with a token prefix");
+    }
+    let health = get_json(api, "/health");
+    assert_eq!(health["status"], "ready");
+
+    let mut client = MllpClient::connect(addr).unwrap();
+    for id in ["A1", "A2", "F3", "A4", "F5"] {
+        assert_eq!(client.send(&adt(id)).unwrap().0, "AA", "{id}");
+    }
+    let counted = eventually(20, || {
+        let c = channel_status(api, "adt");
+        c["received"] == 5 && c["filtered"] == 2 && c["sent"] == 3
+    });
+    let adt_status = channel_status(api, "adt");
+    assert!(counted, "{adt_status}");
+    assert_eq!(adt_status["state"], "running");
+    assert_eq!(adt_status["errored"], 0);
+    // The three unfiltered messages wait for the destination that is down.
+    assert_eq!(adt_status["queued"], 3, "{adt_status}");
+    let dests = adt_status["destinations"].as_array().unwrap();
+    assert_eq!(dests[0]["name"], "sink");
+    assert_eq!(dests[0]["queue_depth"], 0);
+    assert_eq!(dests[0]["circuit_open"], false);
+    assert_eq!(dests[1]["name"], "down");
+    assert_eq!(dests[1]["queue_depth"], 3);
+    assert!(dests[1]["oldest_age_seconds"].as_f64().unwrap() >= 0.0);
+    assert_eq!(control_ids_in(&sink_file), ["A1", "A2", "A4"]);
+
+    // Paused: refused with AE, nothing stored; resumed: accepted again.
+    let (status, body) = http(api, "POST", "/channels/adt/pause", Some(TOKEN));
+    assert_eq!((status, body.contains("paused")), (200, true), "{body}");
+    assert_eq!(channel_status(api, "adt")["state"], "paused");
+    assert_eq!(client.send(&adt("P6")).unwrap().0, "AE");
+    let (status, _) = http(api, "POST", "/channels/adt/resume", Some(TOKEN));
+    assert_eq!(status, 200);
+    assert_eq!(client.send(&adt("A7")).unwrap().0, "AA");
+    assert_eq!(
+        http(api, "POST", "/channels/nope/pause", Some(TOKEN)).0,
+        404
+    );
+    assert!(eventually(20, || control_ids_in(&sink_file).len() == 4));
+    assert_eq!(control_ids_in(&sink_file), ["A1", "A2", "A4", "A7"]);
+
+    let (status, metrics) = http(api, "GET", "/metrics", Some(TOKEN));
+    assert_eq!(status, 200);
+    let expect = |series_name: &str, value: f64| {
+        assert_eq!(
+            series(&metrics, series_name),
+            Some(value),
+            "{series_name} in\n{metrics}"
+        );
+    };
+    expect(
+        r#"junction_messages_total{channel="adt",status="received"}"#,
+        6.0,
+    );
+    expect(
+        r#"junction_messages_total{channel="adt",status="filtered"}"#,
+        2.0,
+    );
+    expect(
+        r#"junction_messages_total{channel="adt",status="sent"}"#,
+        4.0,
+    );
+    expect(
+        r#"junction_messages_total{channel="adt",status="errored"}"#,
+        0.0,
+    );
+    expect(
+        r#"junction_queue_depth{channel="adt",destination="sink"}"#,
+        0.0,
+    );
+    expect(
+        r#"junction_queue_depth{channel="adt",destination="down"}"#,
+        4.0,
+    );
+    assert!(
+        series(
+            &metrics,
+            r#"junction_queue_oldest_age_seconds{channel="adt",destination="down"}"#
+        )
+        .unwrap()
+            > 0.0
+    );
+    expect(
+        r#"junction_processing_duration_seconds_count{channel="adt"}"#,
+        6.0,
+    );
+    expect(
+        r#"junction_processing_duration_seconds_bucket{channel="adt",le="+Inf"}"#,
+        6.0,
+    );
+    expect(
+        r#"junction_delivery_duration_seconds_bucket{channel="adt",destination="sink",le="+Inf"}"#,
+        4.0,
+    );
+    assert!(
+        series(
+            &metrics,
+            r#"junction_delivery_duration_seconds_sum{channel="adt",destination="sink"}"#
+        )
+        .unwrap()
+            > 0.0
+    );
+    for family in [
+        "# TYPE junction_messages_total counter",
+        "# TYPE junction_queue_depth gauge",
+        "# TYPE junction_queue_oldest_age_seconds gauge",
+        "# TYPE junction_processing_duration_seconds histogram",
+        "# TYPE junction_delivery_duration_seconds histogram",
+        "# HELP junction_messages_total ",
+    ] {
+        assert!(metrics.contains(family), "{family} missing");
+    }
+
+    // `junction status` prints the same numbers as a table, with the token from a file.
+    let token_file = dir.path().join("token");
+    std::fs::write(&token_file, format!("{TOKEN}\n")).unwrap();
+    let out = support::run_junction(&[
+        "status",
+        "--admin",
+        &api.to_string(),
+        "--admin-token-file",
+        token_file.to_str().unwrap(),
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let row: Vec<&str> = stdout
+        .lines()
+        .find(|l| l.starts_with("adt "))
+        .unwrap()
+        .split_whitespace()
+        .collect();
+    assert_eq!(row, ["adt", "running", "6", "2", "4", "4", "0"], "{stdout}");
+    std::fs::write(&token_file, "not-the-token").unwrap();
+    let out = support::run_junction(&[
+        "status",
+        "--admin",
+        &api.to_string(),
+        "--admin-token-file",
+        token_file.to_str().unwrap(),
+    ]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("refused the token"));
+
+    assert_eq!(engine.stop(), Some(0));
+}
+
+#[test]
+fn admin_api_stays_off_without_a_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let addr = SocketAddr::from(([127, 0, 0, 1], support::free_port()));
+    let mut engine = Engine::new(dir.path());
+    engine.channel(
+        "files.yaml",
+        &format!(
+            "name: files\nsource:\n  mllp: {{ listen: \"{addr}\" }}\n\
+             destinations:\n  - name: out\n    file: {{ dir: \"{}\", name: \"${{MSH-10}}.hl7\" }}\n",
+            dir.path().join("out").display()
+        ),
+    );
+    let api = admin::enable(&mut engine);
+    engine.envs.clear();
+    engine.start();
+    support::wait_listening(addr);
+    // The engine runs and takes messages; the admin port stays closed and the log says why.
+    let mut client = MllpClient::connect(addr).unwrap();
+    assert_eq!(client.send(&adt("N1")).unwrap().0, "AA");
+    assert!(eventually(10, || engine
+        .log_text()
+        .contains("admin API not started: no token configured")));
+    assert!(TcpStream::connect(api).is_err());
+    assert_eq!(engine.stop(), Some(0));
+}
