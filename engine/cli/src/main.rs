@@ -6,9 +6,13 @@ use clap::{Parser, Subcommand};
 
 mod input;
 mod listen;
+mod messages;
 mod parse;
 mod run;
 mod send;
+mod status;
+mod test_cmd;
+mod transform;
 mod validate;
 
 /// Junction: an HL7 v2 interface engine.
@@ -44,6 +48,14 @@ enum Command {
     Run(run::RunArgs),
     /// Check channel files and compile their scripts without starting anything.
     Validate(validate::ValidateArgs),
+    /// Browse, show and reprocess stored messages (store files, or a running engine with --admin).
+    Messages(messages::MessagesArgs),
+    /// Print the channel table of a running engine, read from its admin API.
+    Status(status::StatusArgs),
+    /// Run a channel's filters and transforms on messages offline and print each destination's output.
+    Transform(transform::TransformArgs),
+    /// Run the channel test cases in <channels>/tests/*.yaml (no sockets, no store).
+    Test(test_cmd::TestArgs),
 }
 
 /// Log to stderr; `RUST_LOG` filters (default `info`). Logs never carry message content.
@@ -69,5 +81,9 @@ fn main() -> ExitCode {
         Command::Listen(args) => listen::run(args),
         Command::Run(args) => run::run(args),
         Command::Validate(args) => validate::run(args),
+        Command::Messages(args) => messages::run(args),
+        Command::Status(args) => status::run(args),
+        Command::Transform(args) => transform::run(args),
+        Command::Test(args) => test_cmd::run(args),
     }
 }

@@ -1,0 +1,314 @@
+//! `junction messages` against a store filled by a real engine: list, show and reprocess with the
+//! engine stopped, the same answers through the admin API while it runs, and the audit log of it all.
+#![allow(clippy::unwrap_used)]
+
+#[path = "support/engine.rs"]
+mod engine;
+#[path = "support/mod.rs"]
+mod support;
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+
+use engine::{adt, control_ids_in, eventually, Engine, MllpClient};
+
+const THROWING: &str = "transform: |\n  if msg[\"MSH-10\"].starts_with(\"THROW\") { throw \"cannot map this one\"; }\n  msg\n";
+
+fn channel_yaml(addr: SocketAddr, sink: SocketAddr, transform: &str) -> String {
+    format!(
+        "name: adt\n\
+         source:\n  mllp: {{ listen: \"{addr}\" }}\n\
+         {transform}\
+         destinations:\n  - name: sink\n    mllp: {{ connect: \"{sink}\" }}\n"
+    )
+}
+
+/// `junction messages ARGS --channel adt --data DATA`.
+fn messages(data: &Path, args: &[&str]) -> Output {
+    Command::new(support::junction_bin())
+        .arg("messages")
+        .args(args)
+        .args(["--channel", "adt", "--data"])
+        .arg(data)
+        .env("USER", "auditor")
+        .output()
+        .unwrap()
+}
+
+fn stdout(out: &Output) -> String {
+    assert!(
+        out.status.success(),
+        "junction messages failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout.clone()).unwrap()
+}
+
+/// The list line of a control id, and its sequence id.
+fn line_of(list: &str, control_id: &str) -> (String, String) {
+    let line = list
+        .lines()
+        .find(|l| l.split_whitespace().nth(3) == Some(control_id))
+        .unwrap_or_else(|| panic!("{control_id} not listed:\n{list}"))
+        .to_owned();
+    let seq = line.split_whitespace().next().unwrap().to_owned();
+    (line, seq)
+}
+
+/// The value of a `label  value` line of `show`.
+fn field(show: &str, label: &str) -> String {
+    show.lines()
+        .find_map(|l| l.strip_prefix(label))
+        .unwrap_or_else(|| panic!("no {label:?} line:\n{show}"))
+        .trim()
+        .to_owned()
+}
+
+#[test]
+fn list_show_and_reprocess_a_stopped_engines_messages() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_sink, sink) = support::spawn_listen(&dir.path().join("sink.hl7"));
+    let addr = SocketAddr::from(([127, 0, 0, 1], support::free_port()));
+    let mut engine = Engine::new(dir.path());
+    engine.channel("adt.yaml", &channel_yaml(addr, sink, THROWING));
+    engine.start();
+    support::wait_listening(addr);
+    let mut client = MllpClient::connect(addr).unwrap();
+    for id in ["GOOD1", "THROW2", "GOOD3"] {
+        assert_eq!(client.send(&adt(id)).unwrap().0, "AA");
+    }
+    let sink_file = dir.path().join("sink.hl7");
+    assert!(eventually(30, || control_ids_in(&sink_file).len() == 2));
+
+    // While the engine holds the store, the CLI says so instead of failing obscurely.
+    let locked = messages(&engine.data, &["list"]);
+    assert!(!locked.status.success());
+    let err = String::from_utf8_lossy(&locked.stderr);
+    assert!(
+        err.contains("in use by a running engine") && err.contains("--admin"),
+        "{err}"
+    );
+    assert_eq!(engine.stop(), Some(0));
+
+    let list = stdout(&messages(&engine.data, &["list"]));
+    assert!(list.starts_with("SEQ"), "{list}");
+    assert_eq!(
+        list.lines().count(),
+        4,
+        "header and three messages:\n{list}"
+    );
+    let (good, good_seq) = line_of(&list, "GOOD1");
+    assert!(
+        good.contains("ADT^A01") && good.contains("sent") && good.contains("sink=sent"),
+        "{good}"
+    );
+    let (bad, bad_seq) = line_of(&list, "THROW2");
+    assert!(
+        bad.contains("errored") && bad.contains("cannot map this one"),
+        "{bad}"
+    );
+    assert!(
+        list.find("GOOD3").unwrap() < list.find("GOOD1").unwrap(),
+        "newest first:\n{list}"
+    );
+
+    let errored = stdout(&messages(&engine.data, &["list", "--status", "errored"]));
+    assert_eq!(errored.lines().count(), 2, "{errored}");
+    assert!(errored.contains("THROW2"));
+    let by_id = stdout(&messages(&engine.data, &["list", "--control-id", "GOOD3"]));
+    assert_eq!(by_id.lines().count(), 2, "{by_id}");
+    assert_eq!(
+        stdout(&messages(
+            &engine.data,
+            &["list", "--since", "1h", "--limit", "2"]
+        ))
+        .lines()
+        .count(),
+        3
+    );
+    let future = stdout(&messages(
+        &engine.data,
+        &["list", "--since", "2999-01-01T00:00:00Z"],
+    ));
+    assert!(future.starts_with("no messages"), "{future}");
+    let bad_status = messages(&engine.data, &["list", "--status", "lost"]);
+    assert!(!bad_status.status.success());
+    assert!(String::from_utf8_lossy(&bad_status.stderr).contains("errored"));
+
+    // The whole story of a delivered message: raw, each stage, the attempt and the partner's ACK.
+    let show = stdout(&messages(&engine.data, &["show", &good_seq]));
+    for expected in [
+        "control id",
+        "GOOD1",
+        "-> sink",
+        "received",
+        "queued for sink",
+        "attempt 1 to sink: sent",
+        "MSA|AA|GOOD1",
+        "raw message",
+        "PID|1||GOOD1^^^FAC^MR",
+        "output for sink (application/hl7-v2)",
+    ] {
+        assert!(show.contains(expected), "show lacks {expected:?}:\n{show}");
+    }
+    let raw = stdout(&messages(&engine.data, &["show", &bad_seq, "--raw"]));
+    assert!(raw.starts_with("MSH|^~\\&|SEND|FAC|RECV|FAC|"), "{raw}");
+    assert_eq!(raw.lines().count(), 4, "one line per segment:\n{raw}");
+    let failed = stdout(&messages(&engine.data, &["show", &bad_seq]));
+    assert!(
+        failed.contains("errored") && failed.contains("cannot map this one"),
+        "{failed}"
+    );
+    let only_sink = stdout(&messages(
+        &engine.data,
+        &["show", &good_seq, "--destination", "sink"],
+    ));
+    assert!(only_sink.contains("attempt 1 to sink") && !only_sink.contains("raw message"));
+    let missing = messages(&engine.data, &["show", "999999"]);
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("not in channel"));
+
+    // Fix the script, reprocess the errored message offline, and let the restarted engine run it.
+    engine.channel("adt.yaml", &channel_yaml(addr, sink, ""));
+    let report = stdout(&messages(
+        &engine.data,
+        &["reprocess", "--status", "errored"],
+    ));
+    let copy_seq = report
+        .split("reprocessed as ")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no copy reported: {report}"))
+        .to_owned();
+    assert!(report.contains(&format!("message {bad_seq} reprocessed as {copy_seq}")));
+    let again = messages(&engine.data, &["reprocess", "--status", "errored"]);
+    assert!(
+        !again.status.success(),
+        "an errored message is reprocessed once by status"
+    );
+
+    engine.start();
+    assert!(eventually(30, || control_ids_in(&sink_file)
+        .contains(&"THROW2".to_owned())));
+    assert_eq!(engine.stop(), Some(0));
+
+    let copy = stdout(&messages(&engine.data, &["show", &copy_seq]));
+    assert_eq!(field(&copy, "reprocess of"), bad_seq, "{copy}");
+    assert!(copy.contains("attempt 1 to sink: sent"), "{copy}");
+    let original = stdout(&messages(&engine.data, &["show", &bad_seq]));
+    assert_eq!(field(&original, "reprocessed as"), copy_seq, "{original}");
+    assert!(original.contains("errored"), "the original stays as it was");
+    let list = stdout(&messages(&engine.data, &["list"]));
+    let (newest, newest_seq) = line_of(&list, "THROW2");
+    assert_eq!(
+        newest_seq, copy_seq,
+        "the copy is the newest THROW2:\n{list}"
+    );
+    assert!(
+        newest.contains("sink=sent") && newest.contains(&format!("reprocess of {bad_seq}")),
+        "{newest}"
+    );
+
+    // Every access is in the audit log: who, what, when.
+    let audit = std::fs::read_to_string(engine.data.join("audit.jsonl")).unwrap();
+    let entries: Vec<serde_json::Value> = audit
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(entries
+        .iter()
+        .all(|e| e["who"] == "auditor" && e["via"] == "cli"));
+    assert!(entries
+        .iter()
+        .all(|e| e["at"].as_str().unwrap().ends_with('Z')));
+    let has = |action: &str, seq: &str| {
+        entries.iter().any(|e| {
+            e["action"] == action
+                && e["channel"] == "adt"
+                && e["seq"].as_u64().map(|s| s.to_string()).as_deref() == Some(seq)
+        })
+    };
+    assert!(has("show", &good_seq) && has("show", &bad_seq) && has("reprocess", &bad_seq));
+    assert!(entries
+        .iter()
+        .any(|e| e["action"] == "list" && e["detail"].as_str().unwrap().contains("errored")));
+    let reprocess = entries.iter().find(|e| e["action"] == "reprocess").unwrap();
+    assert_eq!(reprocess["detail"], format!("copy {copy_seq}"));
+}
+
+#[test]
+fn the_admin_api_answers_like_the_store_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_sink, sink) = support::spawn_listen(&dir.path().join("sink.hl7"));
+    let addr = SocketAddr::from(([127, 0, 0, 1], support::free_port()));
+    let admin = SocketAddr::from(([127, 0, 0, 1], support::free_port()));
+    let engine = Engine::new(dir.path());
+    engine.channel("adt.yaml", &channel_yaml(addr, sink, THROWING));
+    let token = dir.path().join("token");
+    std::fs::write(&token, "s3cret\n").unwrap();
+    let run = support::Process(
+        Command::new(support::junction_bin())
+            .args(["run", "--channels"])
+            .arg(&engine.channels)
+            .arg("--data")
+            .arg(&engine.data)
+            .args(["--admin", &admin.to_string(), "--admin-token-file"])
+            .arg(&token)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    support::wait_listening(addr);
+    support::wait_listening(admin);
+    let mut client = MllpClient::connect(addr).unwrap();
+    for id in ["GOOD1", "THROW2"] {
+        assert_eq!(client.send(&adt(id)).unwrap().0, "AA");
+    }
+    let sink_file = dir.path().join("sink.hl7");
+    assert!(eventually(30, || control_ids_in(&sink_file).len() == 1));
+
+    let admin_addr = admin.to_string();
+    let online = |args: &[&str]| {
+        let mut all = args.to_vec();
+        all.extend(["--admin", &admin_addr]);
+        Command::new(support::junction_bin())
+            .arg("messages")
+            .args(&all)
+            .args(["--channel", "adt", "--admin-token-file"])
+            .arg(&token)
+            .output()
+            .unwrap()
+    };
+    let list = stdout(&online(&["list"]));
+    let (_, bad_seq) = line_of(&list, "THROW2");
+    let show = stdout(&online(&["show", &bad_seq]));
+    assert!(show.contains("cannot map this one"), "{show}");
+    let wrong = Command::new(support::junction_bin())
+        .args([
+            "messages",
+            "list",
+            "--channel",
+            "adt",
+            "--admin",
+            &admin.to_string(),
+        ])
+        .env("JUNCTION_ADMIN_TOKEN", "wrong")
+        .output()
+        .unwrap();
+    assert!(!wrong.status.success());
+
+    // Stop the engine (SIGTERM) and read the same store offline: the same text.
+    Command::new("kill")
+        .args(["-TERM", &run.0.id().to_string()])
+        .status()
+        .unwrap();
+    let mut run = run;
+    run.0.wait().unwrap();
+    assert_eq!(stdout(&messages(&engine.data, &["list"])), list);
+    assert_eq!(stdout(&messages(&engine.data, &["show", &bad_seq])), show);
+    let audit = std::fs::read_to_string(engine.data.join("audit.jsonl")).unwrap();
+    assert!(audit
+        .lines()
+        .any(|l| l.contains("\"via\":\"api\"") && l.contains("\"show\"")));
+}
