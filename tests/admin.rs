@@ -239,3 +239,41 @@ fn admin_api_stays_off_without_a_token() {
     assert!(TcpStream::connect(api).is_err());
     assert_eq!(engine.stop(), Some(0));
 }
+
+#[test]
+fn paused_file_source_leaves_its_files_until_resumed() {
+    let dir = tempfile::tempdir().unwrap();
+    let inbox = dir.path().join("in");
+    let out = dir.path().join("out");
+    std::fs::create_dir_all(&inbox).unwrap();
+    let mut engine = Engine::new(dir.path());
+    engine.channel(
+        "drop.yaml",
+        &format!(
+            "name: drop\nsource:\n  file: {{ dir: \"{}\", poll: 50ms }}\n\
+             destinations:\n  - name: out\n    file: {{ dir: \"{}\", name: \"${{MSH-10}}.hl7\" }}\n",
+            inbox.display(),
+            out.display()
+        ),
+    );
+    let api = admin::enable(&mut engine);
+    engine.start();
+    admin::wait_ready(api);
+    assert_eq!(
+        http(api, "POST", "/channels/drop/pause", Some(TOKEN)).0,
+        200
+    );
+    std::fs::write(inbox.join("one.hl7"), adt("D1")).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    // Paused: the file is neither read nor moved to error/.
+    assert!(inbox.join("one.hl7").exists());
+    assert!(!inbox.join("error").join("one.hl7").exists());
+    assert_eq!(channel_status(api, "drop")["received"], 0);
+    assert_eq!(
+        http(api, "POST", "/channels/drop/resume", Some(TOKEN)).0,
+        200
+    );
+    assert!(eventually(10, || out.join("D1.hl7").exists()));
+    assert!(inbox.join("processed").join("one.hl7").exists());
+    assert_eq!(engine.stop(), Some(0));
+}

@@ -206,7 +206,13 @@ async fn poll_folder(f: FileSource, ch: Arc<ChannelShared>, stop: CancellationTo
         }
     };
     while !stop.is_cancelled() {
-        for path in list_files(&f.dir, &pattern) {
+        // A paused folder is left alone: refusing its files would move them to error/.
+        let files = if ch.paused.load(Ordering::Relaxed) {
+            Vec::new()
+        } else {
+            list_files(&f.dir, &pattern)
+        };
+        for path in files {
             let name = path
                 .file_name()
                 .map(|n| n.to_string_lossy().into_owned())
