@@ -261,6 +261,12 @@ impl Runtime {
             Arc::clone(&running),
             stop_workers.clone(),
         ));
+        // Per channel, so a reload that changes `retention` restarts its pruning with the new rule.
+        workers.spawn(crate::retention::run(
+            Arc::clone(&self.store),
+            crate::retention::policies(std::slice::from_ref(config)),
+            stop_workers.clone(),
+        ));
         let mut handle = ChannelHandle {
             running: Arc::clone(&running),
             pipeline,
