@@ -21,7 +21,11 @@ fn junction(args: &[&str]) -> std::process::Output {
 fn guide_channels_validate() {
     let out = junction(&["validate", "examples/guide/channels"]);
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     for name in ["adt-to-lab", "oru-to-fhir", "batch-drop"] {
         assert!(stdout.contains(&format!("ok   {name}")), "{stdout}");
     }
@@ -30,15 +34,26 @@ fn guide_channels_validate() {
 #[test]
 fn shipped_channels_validate() {
     let out = junction(&["validate", "channels"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[test]
 fn example_messages_round_trip() {
-    for file in ["examples/messages/adt_a01.hl7", "examples/messages/oru_r01.hl7"] {
+    for file in [
+        "examples/messages/adt_a01.hl7",
+        "examples/messages/oru_r01.hl7",
+    ] {
         let out = junction(&["parse", "--emit", "hl7", file]);
         assert!(out.status.success());
-        assert_eq!(out.stdout, std::fs::read(repo().join(file)).unwrap(), "{file}");
+        assert_eq!(
+            out.stdout,
+            std::fs::read(repo().join(file)).unwrap(),
+            "{file}"
+        );
     }
     let out = junction(&["parse", "--get", "PID-5-1", "examples/messages/adt_a01.hl7"]);
     assert_eq!(String::from_utf8_lossy(&out.stdout), "Rivera\n");
@@ -50,7 +65,14 @@ fn malformed_input_exits_1_with_position() {
     let bad = dir.path().join("bad.hl7");
     std::fs::write(&bad, "MSH|^~\\&|A|B|C|D|20260101||ADT^A01|X1|P|2.5\rPI\r").unwrap();
     let out = junction(&["parse", bad.to_str().unwrap()]);
-    assert_eq!(out.status.code(), Some(1), "malformed input must exit 1, never panic (101)");
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "malformed input must exit 1, never panic (101)"
+    );
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("bad.hl7: message 1") && err.contains("segment 2"), "{err}");
+    assert!(
+        err.contains("bad.hl7: message 1") && err.contains("segment 2"),
+        "{err}"
+    );
 }

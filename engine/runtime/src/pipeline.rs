@@ -292,9 +292,7 @@ impl Pipeline {
                     }
                     Err(e) => return script_failure(stages, &transform_stage, &e, now),
                 },
-                None => channel_payload
-                    .clone()
-                    .unwrap_or(Payload::Hl7(dmsg)),
+                None => channel_payload.clone().unwrap_or(Payload::Hl7(dmsg)),
             };
             match encode(&payload) {
                 Ok((content_type, bytes)) => outputs.push(Output {
