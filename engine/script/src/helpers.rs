@@ -4,27 +4,15 @@ use std::cell::RefCell;
 use std::sync::Arc;
 
 use rhai::{Array, Dynamic, Engine, EvalAltResult, ImmutableString, Position};
-use uuid::Uuid;
 
 use crate::tables::Tables;
 
 /// The fixed namespace of `uuid5(...)`: ids depend only on the arguments, across channels, hosts and versions.
-pub const JUNCTION_NAMESPACE: Uuid = Uuid::from_u128(0xa8c8350c_8f36_4708_844e_6718a8c675a7);
-
-/// Joins `uuid5` arguments; the ASCII unit separator cannot occur in HL7 text, so parts never run together.
-const PART_SEPARATOR: char = '\u{1f}';
+/// It is the FHIR mapping's namespace, so ids made in scripts and in Rust agree.
+pub use junction_fhir::ids::NAMESPACE as JUNCTION_NAMESPACE;
 
 /// A deterministic UUID v5 of the parts (joined by U+001F) in [`JUNCTION_NAMESPACE`].
-pub fn uuid5<S: AsRef<str>>(parts: &[S]) -> String {
-    let mut name = String::new();
-    for (i, part) in parts.iter().enumerate() {
-        if i > 0 {
-            name.push(PART_SEPARATOR);
-        }
-        name.push_str(part.as_ref());
-    }
-    Uuid::new_v5(&JUNCTION_NAMESPACE, name.as_bytes()).to_string()
-}
+pub use junction_fhir::ids::uuid5;
 
 fn uuid5_dynamic(parts: &[Dynamic]) -> String {
     let parts: Vec<String> = parts.iter().map(ToString::to_string).collect();
