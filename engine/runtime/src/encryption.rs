@@ -28,8 +28,9 @@ pub(crate) fn install(store: &dyn Store, config: &ChannelConfig) -> Option<KeyId
 
 /// Sets every channel's cipher before any channel starts, so a message handed over to a channel
 /// that has not started yet is sealed too. Logs the key ids (fingerprints, never key bytes) so an
-/// operator can tell which key a rotation put in use.
-pub(crate) fn install_all(store: &dyn Store, configs: &[ChannelConfig]) {
+/// operator can tell which key a rotation put in use. Tools that open the store of a stopped engine
+/// call this too, so they can read encrypted channels.
+pub fn install_all(store: &dyn Store, configs: &[ChannelConfig]) {
     for config in configs {
         if let Some(id) = install(store, config) {
             info!(channel = %config.name, key_id = %id, "stored message content is encrypted");
