@@ -10,7 +10,7 @@ pub mod browse;
 mod channel;
 mod channels;
 mod destination;
-mod encryption;
+pub mod encryption;
 pub mod metrics;
 mod pipeline;
 mod pool;
