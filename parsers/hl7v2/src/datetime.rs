@@ -253,11 +253,9 @@ pub fn now_hl7() -> String {
     from_unix_seconds(secs)
 }
 
-/// A UNIX timestamp (seconds, UTC) as HL7 DTM with `+0000`.
-pub fn from_unix_seconds(secs: u64) -> String {
-    let days = i64::try_from(secs / 86_400).unwrap_or(0);
-    let rem = secs % 86_400;
-    // Civil-from-days (Howard Hinnant's algorithm), valid for any date after 1970.
+/// The proleptic Gregorian (year, month, day) of a day count since 1970-01-01 (Howard Hinnant's
+/// `civil_from_days`); shared by everything in Junction that prints a date from a clock.
+pub fn civil_from_days(days: i64) -> (i64, i64, i64) {
     let z = days + 719_468;
     let era = z.div_euclid(146_097);
     let doe = z - era * 146_097;
@@ -266,7 +264,14 @@ pub fn from_unix_seconds(secs: u64) -> String {
     let mp = (5 * doy + 2) / 153;
     let day = doy - (153 * mp + 2) / 5 + 1;
     let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
+    (yoe + era * 400 + i64::from(month <= 2), month, day)
+}
+
+/// A UNIX timestamp (seconds, UTC) as HL7 DTM with `+0000`.
+pub fn from_unix_seconds(secs: u64) -> String {
+    let days = i64::try_from(secs / 86_400).unwrap_or(0);
+    let rem = secs % 86_400;
+    let (year, month, day) = civil_from_days(days);
     format!(
         "{year:04}{month:02}{day:02}{:02}{:02}{:02}+0000",
         rem / 3600,
