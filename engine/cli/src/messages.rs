@@ -29,6 +29,9 @@ struct Target {
     /// Data folder of a stopped engine (the store is DATA/store, the audit log DATA/audit.jsonl).
     #[arg(long, default_value = "data")]
     data: PathBuf,
+    /// Channels folder of that engine, read offline for the keys of encrypted channels.
+    #[arg(long, default_value = "channels")]
+    channels: PathBuf,
     /// Ask the running engine's admin API at this address instead (e.g. 127.0.0.1:9900).
     #[arg(long)]
     admin: Option<String>,
@@ -251,6 +254,16 @@ fn offline<T>(
             Failure(e.to_string())
         }
     })?;
+    // Encrypted channels are readable offline only with their keys, which the channel files name.
+    if target.channels.is_dir() {
+        match junction_config::load_dir(&target.channels) {
+            Ok(configs) => junction_runtime::encryption::install_all(&store, &configs),
+            Err(diagnostics) => eprintln!(
+                "warning: channels in {} not loaded, encrypted messages stay unreadable:\n{diagnostics}",
+                target.channels.display()
+            ),
+        }
+    }
     let log = AuditLog::in_data_dir(&target.data);
     Ok(f(&store, &log, &Accessor::os_user())?)
 }
