@@ -58,6 +58,33 @@ impl FhirContext {
     }
 }
 
+/// A datatype conversion of one repetition.
+type Convert = fn(&Ctx, &Rep) -> Option<Value>;
+
+/// Registers `fx.<name>(seg, field)`: the conversion of every repetition of the field.
+fn register_each(engine: &mut Engine, name: &str, convert: Convert) {
+    engine.register_fn(
+        name,
+        move |c: NativeCallContext, fx: &mut FhirContext, s: Dynamic, f: INT| -> Res<Array> {
+            let cx = fx.ctx();
+            Ok(all(fx
+                .reps(seg_index(&c, s)?, f)
+                .iter()
+                .map(|r| convert(&cx, r))))
+        },
+    );
+}
+
+/// Registers `fx.<name>(seg, field)`: the conversion of the field's first repetition.
+fn register_first(engine: &mut Engine, name: &str, convert: Convert) {
+    engine.register_fn(
+        name,
+        move |c: NativeCallContext, fx: &mut FhirContext, s: Dynamic, f: INT| -> Res<Dynamic> {
+            Ok(opt(convert(&fx.ctx(), fx.rep(seg_index(&c, s)?, f))))
+        },
+    );
+}
+
 /// The shipped maps, parsed once per process and shared by every channel without maps of its own.
 fn shipped_vocab() -> Res<Arc<Vocab>> {
     static SHIPPED: OnceLock<Result<Arc<Vocab>, String>> = OnceLock::new();
@@ -249,45 +276,14 @@ fn register_datatypes(engine: &mut Engine) {
             })
         },
     );
-    engine.register_fn(
-        "identifiers",
-        |c: NativeCallContext, fx: &mut FhirContext, s: Dynamic, f: INT| -> Res<Array> {
-            let cx = fx.ctx();
-            Ok(all(fx
-                .reps(seg_index(&c, s)?, f)
-                .iter()
-                .map(|r| dt::identifier(&cx, r))))
-        },
-    );
-    engine.register_fn(
-        "ei",
-        |c: NativeCallContext, fx: &mut FhirContext, s: Dynamic, f: INT| -> Res<Dynamic> {
-            Ok(opt(dt::entity_identifier(
-                &fx.ctx(),
-                fx.rep(seg_index(&c, s)?, f),
-            )))
-        },
-    );
-    engine.register_fn(
-        "names",
-        |c: NativeCallContext, fx: &mut FhirContext, s: Dynamic, f: INT| -> Res<Array> {
-            let cx = fx.ctx();
-            Ok(all(fx
-                .reps(seg_index(&c, s)?, f)
-                .iter()
-                .map(|r| dt::human_name(&cx, r))))
-        },
-    );
-    engine.register_fn(
-        "addresses",
-        |c: NativeCallContext, fx: &mut FhirContext, s: Dynamic, f: INT| -> Res<Array> {
-            let cx = fx.ctx();
-            Ok(all(fx
-                .reps(seg_index(&c, s)?, f)
-                .iter()
-                .map(|r| dt::address(&cx, r))))
-        },
-    );
+    register_each(engine, "identifiers", dt::identifier);
+    register_each(engine, "names", dt::human_name);
+    register_each(engine, "addresses", dt::address);
+    register_each(engine, "cwes", dt::codeable_concept);
+    register_each(engine, "practitioners", dt::practitioner);
+    register_first(engine, "ei", dt::entity_identifier);
+    register_first(engine, "cwe", dt::codeable_concept);
+    register_first(engine, "practitioner", dt::practitioner);
     engine.register_fn(
         "telecoms",
         |c: NativeCallContext,
@@ -305,15 +301,6 @@ fn register_datatypes(engine: &mut Engine) {
     );
     engine.register_fn(
         "cwe",
-        |c: NativeCallContext, fx: &mut FhirContext, s: Dynamic, f: INT| -> Res<Dynamic> {
-            Ok(opt(dt::codeable_concept(
-                &fx.ctx(),
-                fx.rep(seg_index(&c, s)?, f),
-            )))
-        },
-    );
-    engine.register_fn(
-        "cwe",
         |c: NativeCallContext,
          fx: &mut FhirContext,
          s: Dynamic,
@@ -326,35 +313,6 @@ fn register_datatypes(engine: &mut Engine) {
                 fx.rep(seg_index(&c, s)?, f),
                 Some(map),
             )))
-        },
-    );
-    engine.register_fn(
-        "cwes",
-        |c: NativeCallContext, fx: &mut FhirContext, s: Dynamic, f: INT| -> Res<Array> {
-            let cx = fx.ctx();
-            Ok(all(fx
-                .reps(seg_index(&c, s)?, f)
-                .iter()
-                .map(|r| dt::codeable_concept(&cx, r))))
-        },
-    );
-    engine.register_fn(
-        "practitioner",
-        |c: NativeCallContext, fx: &mut FhirContext, s: Dynamic, f: INT| -> Res<Dynamic> {
-            Ok(opt(dt::practitioner(
-                &fx.ctx(),
-                fx.rep(seg_index(&c, s)?, f),
-            )))
-        },
-    );
-    engine.register_fn(
-        "practitioners",
-        |c: NativeCallContext, fx: &mut FhirContext, s: Dynamic, f: INT| -> Res<Array> {
-            let cx = fx.ctx();
-            Ok(all(fx
-                .reps(seg_index(&c, s)?, f)
-                .iter()
-                .map(|r| dt::practitioner(&cx, r))))
         },
     );
     engine.register_fn(
