@@ -67,6 +67,11 @@ pub enum ConnectorError {
     /// HTTP client setup failed.
     #[error("HTTP destination: {0}")]
     Http(#[from] reqwest::Error),
+    /// `mllp.tls` was given without `ca`, so the server could not be verified.
+    #[error(
+        "MLLP destination: tls needs `ca` (the CA file that signs the receiver's certificate)"
+    )]
+    TlsWithoutCa,
 }
 
 impl Connector {
@@ -84,13 +89,20 @@ impl Connector {
                 // The destination worker owns the retry schedule; the sender must not add its own wait.
                 config.backoff_initial = Duration::from_millis(1);
                 config.backoff_max = Duration::from_millis(1);
-                config.tls = m.tls.as_ref().and_then(|t| {
-                    t.ca.clone().map(|ca| ClientTls {
-                        ca,
-                        identity: t.cert.clone().zip(t.key.clone()),
-                        server_name: None,
+                // TLS without a CA to trust is refused rather than quietly sent in clear text.
+                config.tls = m
+                    .tls
+                    .as_ref()
+                    .map(|t| {
+                        t.ca.clone()
+                            .map(|ca| ClientTls {
+                                ca,
+                                identity: t.cert.clone().zip(t.key.clone()),
+                                server_name: None,
+                            })
+                            .ok_or(ConnectorError::TlsWithoutCa)
                     })
-                });
+                    .transpose()?;
                 Connector::Mllp {
                     sender: Box::new(Sender::new(config)?),
                     on_nak: m.on_nak,
