@@ -439,3 +439,31 @@ fn unsupported_message_type_is_a_clear_error() {
         "{err}"
     );
 }
+
+#[test]
+fn oru_without_pid_gives_subjectless_report_and_refuses_an_empty_one() {
+    // The PATIENT group is optional in ORU_R01: drop the PID and PV1 of the shipped ORU.
+    let text: String = message("oru_r01.hl7")
+        .split(['\r', '\n'])
+        .filter(|s| !s.is_empty() && !s.starts_with("PID") && !s.starts_with("PV1"))
+        .map(|s| format!("{s}\r"))
+        .collect();
+    let (engine, script) = engine_and_script(None);
+    let b = run(&engine, &script, &text);
+    assert_bundle_sound(&b);
+    assert!(of_type(&b, "Patient").is_empty());
+    // ServiceRequest.subject is required in FHIR R4, so no order is written without a patient.
+    assert!(of_type(&b, "ServiceRequest").is_empty());
+    let report = one(&b, "DiagnosticReport");
+    assert!(report.get("subject").is_none(), "{report}");
+    assert_eq!(report["code"]["coding"][0]["system"], "http://loinc.org");
+    let obs = of_type(&b, "Observation");
+    assert_eq!(obs.len(), 6);
+    assert!(obs.iter().all(|o| o.get("subject").is_none()));
+
+    let header_only = MessageBuf::parse(b"MSH|^~\\&|A|B|C|D|20240101||ORU^R01|1|P|2.5\r").unwrap();
+    let err = engine
+        .run_transform(&script, header_only, &mut Map::new())
+        .unwrap_err();
+    assert!(err.to_string().contains("nothing to map"), "{err}");
+}

@@ -208,13 +208,12 @@ fn corpus_messages_convert_and_validate() {
                     files.push(out);
                 }
                 Err(e) => {
-                    let key: String = e
-                        .lines()
-                        .next()
-                        .unwrap_or_default()
-                        .chars()
-                        .take(160)
-                        .collect();
+                    // The reason a mapping script gives starts at "fhir: "; anything else is a script bug.
+                    let first = e.lines().next().unwrap_or_default();
+                    let key = match first.find("fhir: ") {
+                        Some(at) => first[at..].to_owned(),
+                        None => format!("UNEXPECTED {first}"),
+                    };
                     *errors.entry(key).or_default() += 1;
                 }
             }
@@ -228,6 +227,17 @@ fn corpus_messages_convert_and_validate() {
     for (e, n) in &errors {
         println!("  {n:4} x {e}");
     }
+    // A refusal is a clear, deliberate one (an ADT or order without PID, a fragment with nothing to map),
+    // never a script failure; most of the corpus's refusals are mapping-inventory fragments holding only MSH.
+    let unexpected: Vec<_> = errors.keys().filter(|e| !e.starts_with("fhir: ")).collect();
+    assert!(
+        unexpected.is_empty(),
+        "refusals that are not mapping errors: {unexpected:?}"
+    );
+    assert!(
+        files.len() * 100 >= total * 85,
+        "fewer than 85% of supported corpus messages converted"
+    );
     let Some((failed, report)) = validate(&files) else {
         return;
     };
@@ -235,11 +245,6 @@ fn corpus_messages_convert_and_validate() {
     println!(
         "corpus: {} of {total} messages give a valid Bundle",
         files.len() - failed
-    );
-    // A refusal is a clear error (a message without PID, a date that is not a date); never most of them.
-    assert!(
-        files.len() * 10 >= total * 9,
-        "fewer than 90% of supported corpus messages converted"
     );
 }
 
