@@ -92,7 +92,13 @@ cases:
       PID|1||9^^^B^MR||Lind^Ada||19800101|F
     expect:
       copy: { hl7: { PID-5.1: Lind } }
-      names: { json: { /family: Lindqvist } }
+      names: { json: { /family: Lindqvist, /missing: null } }
+  - name: absent means absent
+    input: |
+      MSH|^~\\&|A|B|C|D|20260101||ADT^A01|C4|P|2.5.1
+      PID|1||9^^^B^MR||Lind^Ada||19800101|F
+    expect:
+      names: { json: { /family: null } }
   - name: test messages are dropped
     input: |
       MSH|^~\\&|A|B|C|D|20260101||ADT^A01|C2|T|2.5.1
@@ -117,10 +123,12 @@ cases:
         [
             "FAIL channels/tests/router.yaml: female patients get a name document: \
              names: json /family: expected \"Lindqvist\", got \"Lind\"",
+            "FAIL channels/tests/router.yaml: absent means absent: \
+             names: json /family: expected absent, got \"Lind\"",
             "PASS channels/tests/router.yaml: test messages are dropped",
             "FAIL channels/tests/router.yaml: male patients get no name document: \
              names: got no output (filtered: filter returned false)",
-            "1 passed, 2 failed",
+            "1 passed, 3 failed",
         ],
         "{stdout}"
     );

@@ -263,6 +263,12 @@ fn check_json(e: &Expectation, output: &Output, diffs: &mut Vec<String>) {
     };
     for (pointer, want) in &e.json {
         match doc.pointer(pointer) {
+            // `null` in a test means "absent" (like `""` for an HL7 path): outputs never carry nulls.
+            None | Some(serde_json::Value::Null) if want.is_null() => {}
+            Some(got) if want.is_null() => diffs.push(format!(
+                "{d}: json {pointer}: expected absent, got {}",
+                shorten(&got.to_string())
+            )),
             None => diffs.push(format!(
                 "{d}: json {pointer}: expected {want}, but it is absent"
             )),

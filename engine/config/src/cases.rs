@@ -67,7 +67,7 @@ pub struct Expectation {
     pub filtered: Option<bool>,
     /// HL7 path -> value the output message must have there (`""` = empty or absent).
     pub hl7: Vec<(String, String)>,
-    /// JSON pointer -> value the output document must have there.
+    /// JSON pointer -> value the output document must have there (`null` = absent).
     pub json: Vec<(String, serde_json::Value)>,
     /// Text the output must contain, each of them.
     pub contains: Vec<String>,
