@@ -206,6 +206,24 @@ impl Ctx<'_> {
         resolved
     }
 
+    /// The channel's vocabulary maps folder, every map in it loaded now so a bad file stops
+    /// `junction validate` rather than the channel's start.
+    fn fhir_maps(&mut self, at: &YamlPath, dir: &str) -> PathBuf {
+        let resolved = self.resolve(dir);
+        let field = at.to_string();
+        if !resolved.is_dir() {
+            let problem = Problem::MissingFolder {
+                field,
+                role: "FHIR maps",
+                path: resolved.clone(),
+            };
+            self.report(at, Target::Value, problem);
+        } else if let Err(source) = junction_fhir::Vocab::load_dir(&resolved) {
+            self.report(at, Target::Value, Problem::VocabMap { field, source });
+        }
+        resolved
+    }
+
     /// A value ending in `.rhai` names a script file; anything else is the script itself.
     fn script(&mut self, at: &YamlPath, value: Option<&String>) -> Option<Script> {
         let value = value?;
@@ -313,6 +331,10 @@ impl Ctx<'_> {
             let resolved = self.existing_file(&r.key("tables").key(name), "table", path);
             tables.insert(name.clone(), resolved);
         }
+        let fhir_maps = raw
+            .fhir_maps
+            .as_deref()
+            .map(|dir| self.fhir_maps(&r.key("fhir_maps"), dir));
         for (i, path) in raw.require.iter().enumerate() {
             self.hl7_path(&r.key("require").index(i), Target::Value, path);
         }
@@ -349,6 +371,7 @@ impl Ctx<'_> {
             filter,
             transform,
             tables,
+            fhir_maps,
             require: raw.require,
             matches,
             log_content: raw.log_content,

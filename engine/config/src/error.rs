@@ -66,6 +66,25 @@ pub enum Problem {
         /// The path after resolution against the folder that holds `channels/`.
         path: PathBuf,
     },
+    /// A folder that the channel names does not exist.
+    #[error("{field}: {role} folder not found: {path}")]
+    MissingFolder {
+        /// The key that names the folder.
+        field: String,
+        /// `FHIR maps`...
+        role: &'static str,
+        /// The path after resolution against the folder that holds `channels/`.
+        path: PathBuf,
+    },
+    /// A FHIR vocabulary map in the channel's `fhir_maps` folder cannot be loaded; the source names
+    /// the CSV file and, for its content, the line and column.
+    #[error("{field}: {source}")]
+    VocabMap {
+        /// The key that names the folder.
+        field: String,
+        /// What is wrong with which file.
+        source: junction_fhir::VocabError,
+    },
     /// A name used twice where it must be unique.
     #[error("duplicate {what} '{name}' (first used at {first})")]
     Duplicate {

@@ -36,6 +36,9 @@ pub struct ChannelConfig {
     pub transform: Option<Script>,
     /// Lookup tables for scripts, by the name scripts use.
     pub tables: BTreeMap<String, PathBuf>,
+    /// The channel's FHIR vocabulary maps folder: each `<name>.csv` replaces the shipped map `<name>`
+    /// whole (every file already checked). `None`: the shipped maps alone.
+    pub fhir_maps: Option<PathBuf>,
     /// HL7 paths that must be valued, checked before any script.
     pub require: Vec<String>,
     /// HL7 path -> pattern its value must match, checked before any script.

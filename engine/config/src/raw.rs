@@ -138,6 +138,7 @@ pub(crate) struct RawChannel {
     pub transform: Option<String>,
     #[serde(default)]
     pub tables: UniqueMap<String>,
+    pub fhir_maps: Option<String>,
     #[serde(default)]
     pub require: Vec<String>,
     #[serde(default, rename = "match")]

@@ -226,8 +226,8 @@ fn unknown_key_names_the_key_and_the_allowed_ones() {
     assert_eq!(
         errors_of(&yaml),
         ["channels/adt.yaml:4:1: unknown field 'destinatons', expected one of 'name', 'description', \
-          'source', 'filter', 'transform', 'tables', 'require', 'match', 'log_content', 'destinations', \
-          'retention', 'depends_on', 'encrypt', 'encryption', 'alerts'"]
+          'source', 'filter', 'transform', 'tables', 'fhir_maps', 'require', 'match', 'log_content', \
+          'destinations', 'retention', 'depends_on', 'encrypt', 'encryption', 'alerts'"]
     );
     let nested = MINIMAL.replace("file: { dir: out }", "file: { dir: out, nmae: x }");
     assert_eq!(
@@ -362,6 +362,49 @@ fn missing_script_and_table_files() {
             && errors[1].ends_with("tables/race.csv"),
         "{}",
         errors[1]
+    );
+}
+
+#[test]
+fn fhir_maps_folder_resolves_beside_channels_and_its_maps_are_checked() {
+    let p = Project::new();
+    std::fs::create_dir(p.root().join("maps")).unwrap();
+    p.write(
+        "maps/administrative-sex.csv",
+        "# site codes\nv2_code,code,system\nM,male,http://hl7.org/fhir/administrative-gender\n",
+    );
+    p.write("channels/adt.yaml", &format!("{MINIMAL}fhir_maps: maps\n"));
+    let c = load_dir(&p.channels()).unwrap_or_else(|d| panic!("{d}"));
+    assert_eq!(c[0].fhir_maps, Some(p.root().join("maps")));
+
+    p.write("channels/adt.yaml", MINIMAL);
+    let c = load_dir(&p.channels()).unwrap_or_else(|d| panic!("{d}"));
+    assert_eq!(c[0].fhir_maps, None);
+}
+
+#[test]
+fn missing_fhir_maps_folder_and_a_bad_map() {
+    assert_eq!(
+        errors_of(&format!("{MINIMAL}fhir_maps: maps/nope\n")),
+        ["channels/adt.yaml:7:12: fhir_maps: FHIR maps folder not found: maps/nope"]
+    );
+    let p = Project::new();
+    std::fs::create_dir(p.root().join("maps")).unwrap();
+    p.write(
+        "maps/administrative-sex.csv",
+        "# site codes\nv2_code,code,system\nM,male,urn:x\nX,,urn:x\n",
+    );
+    p.write("channels/adt.yaml", &format!("{MINIMAL}fhir_maps: maps\n"));
+    assert_eq!(
+        p.errors(),
+        ["channels/adt.yaml:7:12: fhir_maps: vocabulary map maps/administrative-sex.csv:4:3: v2 code 'X' \
+          has no code (leave codes that have no FHIR code out of the map)"]
+    );
+    p.write("maps/administrative-sex.csv", "code,display\nM,male\n");
+    assert_eq!(
+        p.errors(),
+        ["channels/adt.yaml:7:12: fhir_maps: vocabulary map maps/administrative-sex.csv:1:1: the header \
+          must name the columns v2_code, code and system (missing 'v2_code')"]
     );
 }
 

@@ -2,15 +2,17 @@
 //!
 //! Each file `<name>.csv` is one map named `<name>` with the header `v2_code,v2_display,code,display,system`
 //! (`v2_display` optional, `#` starts a comment line). Several rows may share a v2 code: they are several
-//! codings, kept in file order. A channel overrides a shipped map by shipping a file of the same name in
-//! its own folder ([`Vocab::overlay_dir`]): the whole map is replaced, so a channel never gets a mix.
+//! codings, kept in file order. A row with a v2 code but no FHIR code (or the reverse) is an error naming
+//! its line and column: a code without a FHIR code is left out, not written half. A channel overrides a
+//! shipped map by shipping a file of the same name in its own folder ([`Vocab::overlay_dir`]): the whole
+//! map is replaced, so a channel never gets a mix.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use serde_json::{json, Map, Value};
 
-/// A map could not be loaded; names the file and, for content errors, the line.
+/// A map could not be loaded; names the file and, for content errors, the line and column.
 #[derive(Debug, thiserror::Error)]
 pub enum VocabError {
     /// The folder could not be listed.
@@ -21,21 +23,25 @@ pub enum VocabError {
         /// Underlying IO error.
         source: std::io::Error,
     },
-    /// A file could not be read or is not CSV.
+    /// A file could not be read.
     #[error("vocabulary map {path}: {source}")]
     Read {
         /// The CSV file.
         path: PathBuf,
-        /// Underlying CSV/IO error.
-        source: csv::Error,
+        /// Underlying IO error.
+        source: std::io::Error,
     },
-    /// The header lacks one of the required columns.
-    #[error("vocabulary map {path}: header must name the columns v2_code, code and system (missing '{column}')")]
-    Header {
+    /// The file is not a map: not UTF-8, a header without a required column, a row without a code.
+    #[error("vocabulary map {}:{line}:{column}: {reason}", path.display())]
+    Content {
         /// The CSV file.
         path: PathBuf,
-        /// The missing column.
-        column: &'static str,
+        /// 1-based line.
+        line: u64,
+        /// 1-based column (characters).
+        column: usize,
+        /// What is wrong and what is expected instead.
+        reason: String,
     },
 }
 
@@ -94,7 +100,7 @@ impl Vocab {
         let mut vocab = Self::default();
         for (name, text) in SHIPPED_MAPS {
             let path = PathBuf::from(format!("scripts/fhir/maps/{name}.csv"));
-            let map = read_map(reader_builder().from_reader(text.as_bytes()), &path)?;
+            let map = read_map(text, &path)?;
             vocab.maps.insert((*name).to_owned(), map);
         }
         Ok(vocab)
@@ -199,41 +205,78 @@ fn reader_builder() -> csv::ReaderBuilder {
 }
 
 fn load_map(path: &Path) -> Result<VocabMap, VocabError> {
-    let reader = reader_builder()
-        .from_path(path)
-        .map_err(|source| VocabError::Read {
-            path: path.to_owned(),
-            source,
-        })?;
-    read_map(reader, path)
-}
-
-fn read_map<R: std::io::Read>(
-    mut reader: csv::Reader<R>,
-    path: &Path,
-) -> Result<VocabMap, VocabError> {
-    let read_err = |source| VocabError::Read {
+    let bytes = std::fs::read(path).map_err(|source| VocabError::Read {
         path: path.to_owned(),
         source,
+    })?;
+    let text = std::str::from_utf8(&bytes).map_err(|e| {
+        let valid = bytes.get(..e.valid_up_to()).unwrap_or_default();
+        let valid = std::str::from_utf8(valid).unwrap_or_default();
+        let line_start = valid.rfind('\n').map_or(0, |i| i + 1);
+        VocabError::Content {
+            path: path.to_owned(),
+            line: 1 + valid.matches('\n').count() as u64,
+            column: valid.get(line_start..).unwrap_or_default().chars().count() + 1,
+            reason: "not UTF-8 text (save the file as UTF-8)".into(),
+        }
+    })?;
+    read_map(text, path)
+}
+
+/// Parses one map; refuses a row that names a v2 code without a FHIR code (or the reverse), since
+/// a half-written row would otherwise silently leave that code unmapped.
+fn read_map(text: &str, path: &Path) -> Result<VocabMap, VocabError> {
+    // Spreadsheet exports often start with a byte order mark, which would glue onto `v2_code`.
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let content = |line: u64, column: usize, reason: String| VocabError::Content {
+        path: path.to_owned(),
+        line,
+        column,
+        reason,
     };
-    let headers = reader.headers().map_err(read_err)?.clone();
+    // Reading from memory only fails on what `from_utf8` already refused; report it all the same.
+    let csv_err = |e: csv::Error| {
+        let line = e.position().map_or(1, csv::Position::line);
+        content(line, 1, e.to_string())
+    };
+    let mut reader = reader_builder().from_reader(text.as_bytes());
+    let headers = reader.headers().map_err(csv_err)?.clone();
+    let (header_line, _) = record_line(text, 0, 1);
     let column = |name: &'static str| {
-        headers
-            .iter()
-            .position(|h| h == name)
-            .ok_or(VocabError::Header {
-                path: path.to_owned(),
-                column: name,
-            })
+        headers.iter().position(|h| h == name).ok_or_else(|| {
+            content(
+                header_line,
+                1,
+                format!(
+                    "the header must name the columns v2_code, code and system (missing '{name}')"
+                ),
+            )
+        })
     };
     let (v2, code, system) = (column("v2_code")?, column("code")?, column("system")?);
     let display = headers.iter().position(|h| h == "display");
     let mut map = VocabMap::default();
     for record in reader.records() {
-        let record = record.map_err(read_err)?;
+        let record = record.map_err(csv_err)?;
         let field = |i: usize| record.get(i).unwrap_or("");
-        if field(v2).is_empty() || field(code).is_empty() {
+        if record.iter().all(str::is_empty) {
             continue;
+        }
+        let missing = if field(v2).is_empty() {
+            Some((v2, String::from("this row has no v2_code")))
+        } else if field(code).is_empty() {
+            let reason = format!(
+                "v2 code '{}' has no code (leave codes that have no FHIR code out of the map)",
+                field(v2)
+            );
+            Some((code, reason))
+        } else {
+            None
+        };
+        if let Some((index, reason)) = missing {
+            let (byte, line) = record.position().map_or((0, 1), |p| (p.byte(), p.line()));
+            let (line, row) = record_line(text, byte, line);
+            return Err(content(line, field_column(row, index), reason));
         }
         let concept = Concept {
             code: field(code).to_owned(),
@@ -243,6 +286,46 @@ fn read_map<R: std::io::Read>(
         add(&mut map, field(v2), concept);
     }
     Ok(map)
+}
+
+/// The 1-based character column where field `index` of `line` begins; just past the line's end
+/// when the row has fewer fields.
+fn field_column(line: &str, index: usize) -> usize {
+    let (mut fields, mut start, mut quoted) = (0, 0, false);
+    for (i, c) in line.chars().enumerate() {
+        if fields == index {
+            break;
+        }
+        match c {
+            '"' => quoted = !quoted,
+            ',' if !quoted => {
+                fields += 1;
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    if fields < index {
+        return line.chars().count() + 1;
+    }
+    start + 1
+}
+
+/// The line a record really starts on and its text: csv positions a record where reading began,
+/// before the comment and blank lines it skipped.
+fn record_line(text: &str, byte: u64, line: u64) -> (u64, &str) {
+    let rest = usize::try_from(byte)
+        .ok()
+        .and_then(|b| text.get(b..))
+        .unwrap_or_default();
+    let mut number = line;
+    for l in rest.lines() {
+        if !(l.trim().is_empty() || l.starts_with('#')) {
+            return (number, l);
+        }
+        number += 1;
+    }
+    (number, "")
 }
 
 #[cfg(test)]
@@ -318,23 +401,68 @@ mod tests {
         assert_eq!(all[0].coding(), json!({"system": "urn:x", "code": "a1"}));
     }
 
+    /// The line, column and reason of a content error; panics on any other outcome.
+    fn content_error(text: &[u8]) -> (u64, usize, String) {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("m.csv"), text).unwrap();
+        match Vocab::load_dir(dir.path()).unwrap_err() {
+            VocabError::Content {
+                path,
+                line,
+                column,
+                reason,
+            } => {
+                assert_eq!(path, dir.path().join("m.csv"));
+                (line, column, reason)
+            }
+            other => panic!("{other}"),
+        }
+    }
+
     #[test]
     fn bad_header_and_missing_dir_are_errors_naming_the_file() {
+        let (line, column, reason) = content_error(b"# local codes\nkey,value\nA,b\n");
+        assert_eq!((line, column), (2, 1));
+        assert!(reason.contains("missing 'v2_code'"), "{reason}");
         let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("bad.csv"), "key,value\nA,b\n").unwrap();
+        std::fs::write(dir.path().join("bad.csv"), "v2_code,code\nA,b\n").unwrap();
         let err = Vocab::load_dir(dir.path()).unwrap_err();
+        let shown = err.to_string();
         assert!(
-            matches!(
-                err,
-                VocabError::Header {
-                    column: "v2_code",
-                    ..
-                }
-            ),
-            "{err}"
+            shown.contains("bad.csv:1:1: ") && shown.contains("missing 'system'"),
+            "{shown}"
         );
-        assert!(err.to_string().contains("bad.csv"));
         let err = Vocab::load_dir(&dir.path().join("nope")).unwrap_err();
         assert!(matches!(err, VocabError::ListDir { .. }), "{err}");
+    }
+
+    #[test]
+    fn a_half_written_row_is_refused_at_its_line_and_column() {
+        let text = b"v2_code,v2_display,code,display,system\n# local\nF,Female,female,,urn:x\nX,\"Un, known\",  ,,urn:x\n";
+        let (line, column, reason) = content_error(text);
+        assert_eq!((line, column), (4, 15), "{reason}");
+        assert!(reason.contains("'X' has no code"), "{reason}");
+        let (line, column, reason) = content_error(b"v2_code,code,system\nA,a,urn:x\n,b,urn:x\n");
+        assert_eq!((line, column), (3, 1));
+        assert!(reason.contains("no v2_code"), "{reason}");
+        let (line, column, _) = content_error(b"v2_code,v2_display,code,system\nA\n");
+        assert_eq!((line, column), (2, 2), "past the end of a short row");
+    }
+
+    #[test]
+    fn text_that_is_not_utf8_is_refused_at_the_bad_byte() {
+        let (line, column, reason) =
+            content_error(b"v2_code,code,display,system\nA,a,\xc3\xa9t\xe9,urn:x\n");
+        assert_eq!((line, column), (2, 7));
+        assert!(reason.contains("UTF-8"), "{reason}");
+    }
+
+    #[test]
+    fn a_byte_order_mark_and_empty_rows_are_accepted() {
+        let dir = tempfile::tempdir().unwrap();
+        let text = "\u{feff}v2_code,code,system\nA,a,urn:x\n,,\n\n  \nB,b,urn:x\n";
+        std::fs::write(dir.path().join("m.csv"), text).unwrap();
+        let v = Vocab::load_dir(dir.path()).unwrap();
+        assert_eq!((v.code("m", "A"), v.code("m", "B")), (Some("a"), Some("b")));
     }
 }

@@ -117,6 +117,7 @@ impl Pipeline {
                 .iter()
                 .map(|(k, v)| (k.clone(), v.clone()))
                 .collect(),
+            fhir_maps: config.fhir_maps.clone(),
             log_content: config.log_content,
             channel_name: channel.clone(),
             ..ScriptOptions::default()

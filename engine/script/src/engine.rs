@@ -3,6 +3,7 @@
 use std::path::{Path as FsPath, PathBuf};
 use std::sync::{Arc, OnceLock};
 
+use junction_fhir::VocabError;
 use junction_hl7::MessageBuf;
 use rhai::module_resolvers::FileModuleResolver;
 use rhai::{Dynamic, Engine, EvalAltResult, Map, Position, Scope, AST};
@@ -79,6 +80,9 @@ pub enum SetupError {
     /// A lookup table failed to load.
     #[error(transparent)]
     Table(#[from] TableError),
+    /// The FHIR vocabulary maps failed to load.
+    #[error(transparent)]
+    Vocab(#[from] VocabError),
 }
 
 /// One channel's script engine: shared by all of the channel's workers (`Send + Sync`).
@@ -94,9 +98,10 @@ impl std::fmt::Debug for ScriptEngine {
 }
 
 impl ScriptEngine {
-    /// Builds the engine: limits, module resolver, lookup tables and the whole script API.
+    /// Builds the engine: limits, module resolver, lookup tables, FHIR maps and the whole script API.
     pub fn new(options: ScriptOptions) -> Result<Self, SetupError> {
         let tables = Arc::new(Tables::load(&options.tables)?);
+        let vocab = fhir_helpers::channel_vocab(options.fhir_maps.as_deref())?;
         let mut engine = Engine::new();
         engine.set_strict_variables(true);
         engine.disable_symbol("eval");
@@ -120,7 +125,7 @@ impl ScriptEngine {
         flow::register(&mut engine);
         helpers::register(&mut engine, Arc::clone(&tables), log);
         message::register(&mut engine);
-        fhir_helpers::register(&mut engine);
+        fhir_helpers::register(&mut engine, vocab);
         Ok(Self { engine, tables })
     }
 

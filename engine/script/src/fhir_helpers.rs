@@ -6,11 +6,12 @@
 //! taking a segment (an index from `fx.indices("OBX")` or a handle from `msg.segments("OBX")`) and a
 //! field number. The script-facing list is in `scripts/fhir/README.md`.
 
+use std::path::Path;
 use std::sync::{Arc, OnceLock};
 
 use junction_fhir::bundle::{self, Write};
 use junction_fhir::datatypes as dt;
-use junction_fhir::{hl7, ids, observation, time, Ctx, Rep, Vocab};
+use junction_fhir::{hl7, ids, observation, time, Ctx, Rep, Vocab, VocabError};
 use junction_hl7::datetime::{self, DateTimeError};
 use junction_hl7::MessageBuf;
 use rhai::{
@@ -86,12 +87,24 @@ fn register_first(engine: &mut Engine, name: &str, convert: Convert) {
 }
 
 /// The shipped maps, parsed once per process and shared by every channel without maps of its own.
-fn shipped_vocab() -> Res<Arc<Vocab>> {
-    static SHIPPED: OnceLock<Result<Arc<Vocab>, String>> = OnceLock::new();
-    SHIPPED
-        .get_or_init(|| Vocab::shipped().map(Arc::new).map_err(|e| e.to_string()))
-        .clone()
-        .map_err(Into::into)
+fn shipped_vocab() -> Result<Arc<Vocab>, VocabError> {
+    static SHIPPED: OnceLock<Arc<Vocab>> = OnceLock::new();
+    if let Some(vocab) = SHIPPED.get() {
+        return Ok(Arc::clone(vocab));
+    }
+    let vocab = Arc::new(Vocab::shipped()?);
+    Ok(Arc::clone(SHIPPED.get_or_init(|| vocab)))
+}
+
+/// A channel's maps: the shipped ones, each replaced whole by a file of the same name in `overlay`.
+pub(crate) fn channel_vocab(overlay: Option<&Path>) -> Result<Arc<Vocab>, VocabError> {
+    let shipped = shipped_vocab()?;
+    let Some(dir) = overlay else {
+        return Ok(shipped);
+    };
+    let mut vocab = Vocab::clone(&shipped);
+    vocab.overlay_dir(dir)?;
+    Ok(Arc::new(vocab))
 }
 
 /// A segment argument: an index (`fx.indices("PID")`) or a segment handle (`msg.segments("PID")`).
@@ -139,8 +152,9 @@ fn json_of(value: &Dynamic) -> Res<Value> {
     to_json(value).map_err(|e| e.to_string().into())
 }
 
-/// Registers `fhir::context`, `fhir::prune`, the date helpers and the methods of a FHIR context.
-pub(crate) fn register(engine: &mut Engine) {
+/// Registers `fhir::context`, `fhir::prune`, the date helpers and the methods of a FHIR context;
+/// every context reads the channel's `vocab`.
+pub(crate) fn register(engine: &mut Engine, vocab: Arc<Vocab>) {
     engine.register_fn("to_fhir_date", |s: &str| {
         convert(s, "to_fhir_date", datetime::to_fhir_date)
     });
@@ -154,7 +168,9 @@ pub(crate) fn register(engine: &mut Engine) {
     let mut module = Module::new();
     FuncRegistration::new("context").set_into_module(
         &mut module,
-        |ctx: NativeCallContext, msg: Dynamic, opts: Map| context(&ctx, msg, &opts),
+        move |ctx: NativeCallContext, msg: Dynamic, opts: Map| {
+            context(&ctx, msg, &opts, Arc::clone(&vocab))
+        },
     );
     FuncRegistration::new("prune").set_into_module(&mut module, |value: Dynamic| -> Res<Dynamic> {
         Ok(opt(junction_fhir::prune(json_of(&value)?)))
@@ -182,7 +198,12 @@ pub(crate) fn register(engine: &mut Engine) {
 
 /// `fhir::context(msg, opts)`: snapshots the message; `opts.zone` (`"-05:00"`) is the zone for times
 /// sent without one when MSH-7 has none either.
-fn context(ctx: &NativeCallContext, msg: Dynamic, opts: &Map) -> Res<FhirContext> {
+fn context(
+    ctx: &NativeCallContext,
+    msg: Dynamic,
+    opts: &Map,
+    vocab: Arc<Vocab>,
+) -> Res<FhirContext> {
     let text = ctx.call_native_fn::<String>("to_hl7", (msg,))?;
     let buf = MessageBuf::parse(text.as_bytes()).map_err(|e| e.to_string())?;
     let configured =
@@ -217,7 +238,7 @@ fn context(ctx: &NativeCallContext, msg: Dynamic, opts: &Map) -> Res<FhirContext
     Ok(FhirContext(Arc::new(Inner {
         buf,
         segments,
-        vocab: shipped_vocab()?,
+        vocab,
         zone,
         facility,
     })))

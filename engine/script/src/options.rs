@@ -1,4 +1,4 @@
-//! What a channel hands the script engine: where modules and tables live, limits, logging policy.
+//! What a channel hands the script engine: where modules, tables and FHIR maps live, limits, logging policy.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -47,6 +47,9 @@ pub struct ScriptOptions {
     pub base_dir: PathBuf,
     /// Lookup tables by name: two-column CSV files (key, value).
     pub tables: HashMap<String, PathBuf>,
+    /// The channel's own FHIR vocabulary maps: each `<name>.csv` replaces the shipped map `<name>`
+    /// whole. `None` shares the shipped maps of the process.
+    pub fhir_maps: Option<PathBuf>,
     /// Resource limits per run.
     pub limits: Limits,
     /// Whether `log(...)` may write what the script passes it (which may be patient data).

@@ -2,11 +2,12 @@
 //! (`tests/messages/fhir/*.hl7`): what an integrator checks in the Bundle for each message type.
 #![allow(clippy::unwrap_used)]
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
+use junction_fhir::VocabError;
 use junction_hl7::MessageBuf;
 use junction_script::{
-    Payload, Script, ScriptEngine, ScriptOptions, ScriptSource, TransformOutcome,
+    Payload, Script, ScriptEngine, ScriptOptions, ScriptSource, SetupError, TransformOutcome,
 };
 use rhai::Map;
 use serde_json::Value;
@@ -16,9 +17,15 @@ fn repo() -> PathBuf {
 }
 
 fn engine_and_script(code: Option<&str>) -> (ScriptEngine, Script) {
+    engine_with_maps(code, None)
+}
+
+/// The engine of a channel whose `fhir_maps` key names `maps` (none: the shipped maps alone).
+fn engine_with_maps(code: Option<&str>, maps: Option<&Path>) -> (ScriptEngine, Script) {
     let engine = ScriptEngine::new(ScriptOptions {
         base_dir: repo(),
         channel_name: "fhir-test".into(),
+        fhir_maps: maps.map(Path::to_owned),
         ..ScriptOptions::default()
     })
     .unwrap();
@@ -193,6 +200,81 @@ fn adt_a01_patient_encounter_and_patient_level_resources() {
     assert_eq!(
         one(&b, "Coverage")["payor"][0]["reference"],
         reference_to(one(&b, "Organization"))
+    );
+}
+
+#[test]
+fn a_channel_maps_folder_replaces_shipped_maps_for_that_channel_only() {
+    let maps = tempfile::tempdir().unwrap();
+    // This site sends M for "mixed", and names its own MRN system: a script helper (`fx.map`) and
+    // a Rust conversion (the identifier system) both read the channel's maps.
+    std::fs::write(
+        maps.path().join("administrative-sex.csv"),
+        "v2_code,v2_display,code,display,system\nM,Mixed,other,Other,http://hl7.org/fhir/administrative-gender\n",
+    )
+    .unwrap();
+    std::fs::write(
+        maps.path().join("assigning-authority.csv"),
+        "v2_code,code,system\nGOODHEALTH,https://goodhealth.example.org/mrn,\n",
+    )
+    .unwrap();
+    let (engine, script) = engine_with_maps(None, Some(maps.path()));
+    let site = run(&engine, &script, &message("adt_a01.hl7"));
+    assert_bundle_sound(&site);
+    let p = one(&site, "Patient");
+    assert_eq!(p["gender"], "other");
+    assert_eq!(
+        p["identifier"][0]["system"],
+        "https://goodhealth.example.org/mrn"
+    );
+    assert_eq!(
+        p["maritalStatus"]["coding"][0]["code"], "M",
+        "maps the folder does not name stay shipped"
+    );
+
+    let shipped = bundle("adt_a01.hl7");
+    let p = one(&shipped, "Patient");
+    assert_eq!(
+        p["gender"], "male",
+        "a channel without maps keeps the shipped ones"
+    );
+    assert_eq!(p["identifier"][0]["system"], "urn:id:GOODHEALTH");
+
+    let gender = "let fx = fhir::context(msg, #{}); #{ f: fx.map(\"administrative-sex\", \"F\") }";
+    let (engine, script) = engine_with_maps(Some(gender), Some(maps.path()));
+    assert_eq!(
+        run(&engine, &script, &message("adt_a01.hl7")),
+        serde_json::json!({}),
+        "the whole map is replaced: F is no longer mapped"
+    );
+}
+
+#[test]
+fn a_broken_maps_folder_fails_when_the_engine_is_built() {
+    let options = |maps: &Path| ScriptOptions {
+        fhir_maps: Some(maps.to_owned()),
+        ..ScriptOptions::default()
+    };
+    let maps = tempfile::tempdir().unwrap();
+    std::fs::write(
+        maps.path().join("administrative-sex.csv"),
+        "v2_code,code,system\nM,male,urn:x\nX,,urn:x\n",
+    )
+    .unwrap();
+    match ScriptEngine::new(options(maps.path())).unwrap_err() {
+        SetupError::Vocab(VocabError::Content {
+            path, line, column, ..
+        }) => {
+            assert_eq!(path, maps.path().join("administrative-sex.csv"));
+            assert_eq!((line, column), (3, 3));
+        }
+        other => panic!("{other}"),
+    }
+    let missing = maps.path().join("nope");
+    let err = ScriptEngine::new(options(&missing)).unwrap_err();
+    assert!(
+        matches!(err, SetupError::Vocab(VocabError::ListDir { .. })),
+        "{err}"
     );
 }
 
