@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use futures::stream::{FuturesOrdered, StreamExt};
 use junction_config::{AckMode, ChannelConfig, DestinationConfig};
 use junction_store::{
-    Disposition, InboxLease, OutboxOrder, OutboxPoll, Settlement, Store, UnixMillis,
+    Disposition, InboxLease, OutboxOrder, OutboxPoll, Processed, Settlement, Store, UnixMillis,
 };
 use tokio::sync::{oneshot, Notify};
 use tokio_util::sync::CancellationToken;
@@ -175,39 +175,66 @@ async fn inbox_worker(
             let job = pool.run(move || pipeline.run(&raw, now_millis()));
             runs.push_back(async move { (lease, job.await) });
         }
+        let mut done = Vec::new();
+        let mut verdicts = Vec::new();
         while let Some((lease, run)) = runs.next().await {
-            finish(&ch, &destinations, lease, run);
+            match run {
+                Ok(run) => {
+                    verdicts.push(run.verdict);
+                    done.push((lease, run.processed));
+                }
+                // The lease drops here, so the message stays in the inbox for the next round.
+                Err(e) => {
+                    error!(channel = %ch.name, control_id = control_id(&lease), seq = lease.seq(), error = %e, "script worker failed")
+                }
+            }
+        }
+        let committed = commit_round(&ch, &done);
+        for (((lease, processed), verdict), ok) in done.iter().zip(verdicts).zip(committed) {
+            if ok {
+                finish(&ch, &destinations, lease, &processed.disposition, verdict);
+            }
         }
     }
 }
 
-/// Record a processed message, queue its outputs, and answer a waiting `ack: processed` sender.
+fn control_id(lease: &InboxLease) -> &str {
+    lease.meta().control_id.as_deref().unwrap_or_default()
+}
+
+/// Records a round of processed messages in one store commit; when that fails, one by one, so a message
+/// the store refuses stays in the inbox without holding back the others. Says which ones were recorded.
+fn commit_round(ch: &ChannelShared, done: &[(InboxLease, Processed)]) -> Vec<bool> {
+    if done.is_empty() || ch.store.complete_all(done).is_ok() {
+        return vec![true; done.len()];
+    }
+    done.iter()
+        .map(|item| match ch.store.complete_all(std::slice::from_ref(item)) {
+            Ok(()) => true,
+            Err(e) => {
+                let lease = &item.0;
+                error!(channel = %ch.name, control_id = control_id(lease), seq = lease.seq(), error = %e, "cannot record processing; will retry");
+                false
+            }
+        })
+        .collect()
+}
+
+/// After a processed message is recorded: wake its destinations, count it, answer a waiting
+/// `ack: processed` sender.
 fn finish(
     ch: &ChannelShared,
     destinations: &[Arc<DestinationRuntime>],
-    lease: InboxLease,
-    run: Result<crate::pipeline::Run, crate::pool::PoolClosed>,
+    lease: &InboxLease,
+    disposition: &Disposition,
+    verdict: Verdict,
 ) {
     let seq = lease.seq();
-    let received_at = lease.meta().received_at;
-    let control_id = lease.meta().control_id.clone().unwrap_or_default();
-    let run = match run {
-        Ok(run) => run,
-        Err(e) => {
-            // The lease drops here, so the message stays in the inbox for the next round.
-            error!(channel = %ch.name, control_id, seq, error = %e, "script worker failed");
-            return;
-        }
-    };
-    let (verdict, disposition) = (run.verdict, run.processed.disposition.clone());
-    if let Err(e) = ch.store.complete(lease, run.processed) {
-        error!(channel = %ch.name, control_id, seq, error = %e, "cannot record processing; will retry");
-        return;
-    }
+    let control_id = control_id(lease);
     ch.metrics.processing.observe(Duration::from_millis(
-        now_millis().saturating_sub(received_at),
+        now_millis().saturating_sub(lease.meta().received_at),
     ));
-    match &disposition {
+    match disposition {
         Disposition::Routed(outputs) => {
             for o in outputs {
                 if let Some(d) = destinations.iter().find(|d| d.name == o.destination) {

@@ -34,6 +34,17 @@ struct OutboxEntry {
 }
 
 /// One outbox write of `complete`, prepared outside the transaction.
+/// Everything one inbox message's completion writes, encoded ahead of the transaction.
+struct Completion<'a> {
+    lease: &'a InboxLease,
+    message_key: Vec<u8>,
+    record: Vec<u8>,
+    raw_key: Vec<u8>,
+    raw: std::borrow::Cow<'a, [u8]>,
+    index_key: Option<Vec<u8>>,
+    queued: Vec<Queued<'a>>,
+}
+
 struct Queued<'a> {
     prefix: Vec<u8>,
     outbox_key: Vec<u8>,
@@ -270,6 +281,72 @@ impl SledStore {
             .map(|v| v.to_vec()))
     }
 
+    /// The encoded writes that complete one inbox message; the record is built from the lease because it
+    /// does not exist until this commit.
+    fn prepare_completion<'a>(
+        &self,
+        lease: &'a InboxLease,
+        processed: &'a Processed,
+    ) -> Result<Completion<'a>> {
+        let message_key = keys::message(&lease.channel, lease.seq)?;
+        let mut by_destination: BTreeMap<&str, &Output> = BTreeMap::new();
+        // A reprocess limited to one destination queues only that destination's output.
+        let only = lease
+            .meta
+            .reprocess_of
+            .as_ref()
+            .and_then(|r| r.destination.as_deref());
+        if let Disposition::Routed(outputs) = &processed.disposition {
+            for out in outputs {
+                if only.is_none_or(|d| d == out.destination) {
+                    by_destination.insert(&out.destination, out);
+                }
+            }
+        }
+        let outputs: Vec<&Output> = by_destination.into_values().collect();
+        let mut record = MessageRecord::received(&lease.channel, lease.seq, lease.meta.clone());
+        apply_processed(&mut record, processed, &outputs);
+        let key = self.keyring.writer(&lease.channel);
+        Keyring::seal_record(key.as_deref(), &mut record)?;
+        let record = encode("message record", &record)?;
+        let raw = Keyring::seal(key.as_deref(), &lease.raw)?;
+        let raw_key = keys::raw(&message_key);
+        let index_key = match &lease.meta.control_id {
+            Some(cid) => Some(keys::control_id_entry(
+                &keys::control_id(cid)?,
+                &message_key,
+            )),
+            None => None,
+        };
+        let mut queued = Vec::with_capacity(outputs.len());
+        for out in &outputs {
+            let prefix = keys::outbox(&lease.channel, &out.destination)?;
+            let entry = OutboxEntry {
+                content_type: out.content_type.clone(),
+                control_id: lease.meta.control_id.clone(),
+                queued_at: processed.at,
+                attempts: 0,
+                not_before: None,
+            };
+            queued.push(Queued {
+                outbox_key: keys::outbox_entry(&prefix, lease.seq),
+                prefix,
+                entry: encode("outbox entry", &entry)?,
+                output_key: keys::output(&message_key, &out.destination)?,
+                payload: Keyring::seal(key.as_deref(), &out.payload)?,
+            });
+        }
+        Ok(Completion {
+            lease,
+            message_key,
+            record,
+            raw_key,
+            raw,
+            index_key,
+            queued,
+        })
+    }
+
     fn lease_outbox_entry(
         &self,
         channel: &str,
@@ -480,57 +557,12 @@ impl Store for SledStore {
         Ok(leases)
     }
 
-    fn complete(&self, lease: InboxLease, processed: Processed) -> Result<()> {
-        let message_key = keys::message(&lease.channel, lease.seq)?;
-        let mut by_destination: BTreeMap<&str, &Output> = BTreeMap::new();
-        // A reprocess limited to one destination queues only that destination's output.
-        let only = lease
-            .meta
-            .reprocess_of
-            .as_ref()
-            .and_then(|r| r.destination.as_deref());
-        if let Disposition::Routed(outputs) = &processed.disposition {
-            for out in outputs {
-                if only.is_none_or(|d| d == out.destination) {
-                    by_destination.insert(&out.destination, out);
-                }
-            }
-        }
-        let outputs: Vec<&Output> = by_destination.into_values().collect();
-        // Everything is encoded before the transaction because sled may run the closure several times,
-        // and the record can be built from the lease: it does not exist until this commit.
-        let mut record = MessageRecord::received(&lease.channel, lease.seq, lease.meta.clone());
-        apply_processed(&mut record, &processed, &outputs);
-        let key = self.keyring.writer(&lease.channel);
-        Keyring::seal_record(key.as_deref(), &mut record)?;
-        let record = encode("message record", &record)?;
-        let raw = Keyring::seal(key.as_deref(), &lease.raw)?;
-        let raw_key = keys::raw(&message_key);
-        let index_key = match &lease.meta.control_id {
-            Some(cid) => Some(keys::control_id_entry(
-                &keys::control_id(cid)?,
-                &message_key,
-            )),
-            None => None,
-        };
-        let mut queued = Vec::with_capacity(outputs.len());
-        for out in &outputs {
-            let prefix = keys::outbox(&lease.channel, &out.destination)?;
-            let entry = OutboxEntry {
-                content_type: out.content_type.clone(),
-                control_id: lease.meta.control_id.clone(),
-                queued_at: processed.at,
-                attempts: 0,
-                not_before: None,
-            };
-            queued.push(Queued {
-                outbox_key: keys::outbox_entry(&prefix, lease.seq),
-                prefix,
-                entry: encode("outbox entry", &entry)?,
-                output_key: keys::output(&message_key, &out.destination)?,
-                payload: Keyring::seal(key.as_deref(), &out.payload)?,
-            });
-        }
+    fn complete_all(&self, batch: &[(InboxLease, Processed)]) -> Result<()> {
+        // Everything is encoded before the transaction because sled may run the closure several times.
+        let completions = batch
+            .iter()
+            .map(|(lease, processed)| self.prepare_completion(lease, processed))
+            .collect::<Result<Vec<_>>>()?;
         let trees = (
             &self.records,
             &self.inbox,
@@ -540,36 +572,40 @@ impl Store for SledStore {
         );
         trees
             .transaction(|(records, inbox, outbox, bodies, control_ids)| {
-                if inbox.remove(message_key.as_slice())?.is_none() {
-                    return Err(abort(StoreError::NotQueued {
-                        channel: lease.channel.clone(),
-                        seq: lease.seq,
-                        queue: "inbox".into(),
-                    }));
-                }
-                records.insert(message_key.as_slice(), record.as_slice())?;
-                bodies.insert(raw_key.as_slice(), &*raw)?;
-                if let Some(k) = &index_key {
-                    control_ids.insert(k.as_slice(), &[])?;
-                }
-                for q in &queued {
-                    bodies.insert(q.output_key.as_slice(), &*q.payload)?;
-                    outbox.insert(q.outbox_key.as_slice(), q.entry.as_slice())?;
+                for c in &completions {
+                    if inbox.remove(c.message_key.as_slice())?.is_none() {
+                        return Err(abort(StoreError::NotQueued {
+                            channel: c.lease.channel.clone(),
+                            seq: c.lease.seq,
+                            queue: "inbox".into(),
+                        }));
+                    }
+                    records.insert(c.message_key.as_slice(), c.record.as_slice())?;
+                    bodies.insert(c.raw_key.as_slice(), &*c.raw)?;
+                    if let Some(k) = &c.index_key {
+                        control_ids.insert(k.as_slice(), &[])?;
+                    }
+                    for q in &c.queued {
+                        bodies.insert(q.output_key.as_slice(), &*q.payload)?;
+                        outbox.insert(q.outbox_key.as_slice(), q.entry.as_slice())?;
+                    }
                 }
                 Ok(())
             })
-            .map_err(tx_error("completing an inbox message"))?;
-        self.inbox_depths.remove(&keys::channel(&lease.channel)?);
-        for q in &queued {
-            self.outbox_depths.add(&q.prefix);
+            .map_err(tx_error("completing inbox messages"))?;
+        for c in &completions {
+            self.inbox_depths.remove(&keys::channel(&c.lease.channel)?);
+            for q in &c.queued {
+                self.outbox_depths.add(&q.prefix);
+            }
+            tracing::debug!(
+                channel = c.lease.channel,
+                seq = c.lease.seq,
+                control_id = c.lease.meta.control_id.as_deref(),
+                destinations = c.queued.len(),
+                "message processed"
+            );
         }
-        tracing::debug!(
-            channel = lease.channel,
-            seq = lease.seq,
-            control_id = lease.meta.control_id.as_deref(),
-            destinations = queued.len(),
-            "message processed"
-        );
         Ok(())
     }
 
@@ -612,51 +648,68 @@ impl Store for SledStore {
         let outbox_key = keys::outbox_entry(&prefix, lease.seq);
         let removes = !matches!(settlement, Settlement::Retry { .. });
         let key = self.keyring.writer(&lease.channel);
-        (&self.records, &self.outbox)
-            .transaction(|(records, outbox)| {
-                let not_queued = || StoreError::NotQueued {
-                    channel: lease.channel.clone(),
-                    seq: lease.seq,
-                    queue: format!("outbox {}", lease.destination),
-                };
-                let stored_entry = outbox
-                    .get(outbox_key.as_slice())?
-                    .ok_or_else(|| abort(not_queued()))?;
-                if let Settlement::Retry {
-                    next_attempt_at, ..
-                } = &settlement
-                {
-                    let mut entry: OutboxEntry =
-                        decode("outbox entry", &stored_entry).map_err(abort)?;
-                    entry.attempts = lease.attempt;
-                    entry.not_before = Some(*next_attempt_at);
-                    outbox.insert(
-                        outbox_key.as_slice(),
-                        encode("outbox entry", &entry).map_err(abort)?,
-                    )?;
-                } else {
-                    outbox.remove(outbox_key.as_slice())?;
+        // No sled transaction here: in sled 0.34 each one takes a store-wide write lock and writes the log
+        // buffer out twice, which made settling cost more than receiving. The lease makes this worker the
+        // only writer of the entry, and the record (shared with the message's other destinations) changes by
+        // compare-and-swap. The attempt is recorded before the entry moves, so a crash in between leaves the
+        // message queued and it is delivered again (at-least-once), never marked queued when it is not.
+        let stored_entry = self
+            .outbox
+            .get(outbox_key.as_slice())
+            .map_err(StoreError::backend("reading an outbox entry"))?
+            .ok_or_else(|| StoreError::NotQueued {
+                channel: lease.channel.clone(),
+                seq: lease.seq,
+                queue: format!("outbox {}", lease.destination),
+            })?;
+        let mut failure = None;
+        self.records
+            .fetch_and_update(message_key.as_slice(), |stored| {
+                let stored = stored?;
+                let updated =
+                    decode::<MessageRecord>("message record", stored).and_then(|mut r| {
+                        apply_settlement(
+                            &mut r,
+                            &lease.destination,
+                            lease.attempt,
+                            at,
+                            &settlement,
+                        )?;
+                        Keyring::seal_record(key.as_deref(), &mut r)?;
+                        encode("message record", &r)
+                    });
+                // The closure may run again after a conflict: only the last run's outcome counts.
+                match updated {
+                    Ok(bytes) => {
+                        failure = None;
+                        Some(bytes)
+                    }
+                    Err(e) => {
+                        failure = Some(e);
+                        Some(stored.to_vec())
+                    }
                 }
-                let stored = records
-                    .get(message_key.as_slice())?
-                    .ok_or_else(|| abort(missing_record(&message_key)))?;
-                let mut record: MessageRecord = decode("message record", &stored).map_err(abort)?;
-                apply_settlement(
-                    &mut record,
-                    &lease.destination,
-                    lease.attempt,
-                    at,
-                    &settlement,
-                )
-                .map_err(abort)?;
-                Keyring::seal_record(key.as_deref(), &mut record).map_err(abort)?;
-                records.insert(
-                    message_key.as_slice(),
-                    encode("message record", &record).map_err(abort)?,
-                )?;
-                Ok(())
             })
-            .map_err(tx_error("settling a delivery attempt"))?;
+            .map_err(StoreError::backend("recording a delivery attempt"))?
+            .ok_or_else(|| missing_record(&message_key))?;
+        if let Some(e) = failure {
+            return Err(e);
+        }
+        if let Settlement::Retry {
+            next_attempt_at, ..
+        } = &settlement
+        {
+            let mut entry: OutboxEntry = decode("outbox entry", &stored_entry)?;
+            entry.attempts = lease.attempt;
+            entry.not_before = Some(*next_attempt_at);
+            self.outbox
+                .insert(outbox_key.as_slice(), encode("outbox entry", &entry)?)
+                .map_err(StoreError::backend("rescheduling an outbox entry"))?;
+        } else {
+            self.outbox
+                .remove(outbox_key.as_slice())
+                .map_err(StoreError::backend("removing a delivered outbox entry"))?;
+        }
         if removes {
             self.outbox_depths.remove(&prefix);
         }

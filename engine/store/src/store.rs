@@ -47,7 +47,13 @@ pub trait Store: Send + Sync {
     fn lease_inbox(&self, channel: &str, max: usize) -> Result<Vec<InboxLease>>;
 
     /// In one transaction: records the stage outcomes, queues every output and removes the inbox entry.
-    fn complete(&self, lease: InboxLease, processed: Processed) -> Result<()>;
+    fn complete(&self, lease: InboxLease, processed: Processed) -> Result<()> {
+        self.complete_all(&[(lease, processed)])
+    }
+
+    /// [`Store::complete`] for many messages in one transaction (all or none), so a worker round of
+    /// messages costs one commit instead of one each. The leases are released when the caller drops them.
+    fn complete_all(&self, batch: &[(InboxLease, Processed)]) -> Result<()>;
 
     /// Leases the next outbox entry for a destination: the head when `Ordered`, else the oldest one due.
     fn poll_outbox(

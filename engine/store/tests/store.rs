@@ -197,6 +197,49 @@ fn complete_moves_a_message_from_inbox_to_every_outbox_in_one_step() {
 }
 
 #[test]
+fn a_round_of_messages_completes_in_one_commit_and_keeps_arrival_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let seqs: Vec<u64> = {
+        let store = SledStore::open(dir.path()).unwrap();
+        let seqs: Vec<u64> = (0..5).map(|n| store_one(&store, "adt", n)).collect();
+        let batch: Vec<(InboxLease, Processed)> = store
+            .lease_inbox("adt", 10)
+            .unwrap()
+            .into_iter()
+            .map(|lease| {
+                let body = format!("out-{}", lease.seq());
+                (lease, routed(vec![output("ris", &body)]))
+            })
+            .collect();
+        assert_eq!(batch.len(), 5);
+        store.complete_all(&batch).unwrap();
+        drop(batch);
+        store.flush().unwrap();
+        seqs
+    };
+    // After a reopen: nothing left in the inbox, every output queued, served in arrival order.
+    let store = SledStore::open(dir.path()).unwrap();
+    assert!(store.lease_inbox("adt", 10).unwrap().is_empty());
+    assert_eq!(store.outbox_stats("adt", "ris").unwrap().depth, 5);
+    for seq in seqs {
+        let lease = ready(
+            store
+                .poll_outbox("adt", "ris", OutboxOrder::Ordered, T0 + 2)
+                .unwrap(),
+        );
+        assert_eq!(lease.seq(), seq);
+        assert_eq!(lease.payload(), format!("out-{seq}").as_bytes());
+        store
+            .settle(lease, T0 + 3, Settlement::Sent { response: None })
+            .unwrap();
+        assert_eq!(
+            store.record("adt", seq).unwrap().unwrap().status,
+            Status::Sent
+        );
+    }
+}
+
+#[test]
 fn filtered_and_errored_messages_finish_without_queueing() {
     let dir = tempfile::tempdir().unwrap();
     let store = SledStore::open(dir.path()).unwrap();
