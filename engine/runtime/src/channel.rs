@@ -202,17 +202,15 @@ fn control_id(lease: &InboxLease) -> &str {
     lease.meta().control_id.as_deref().unwrap_or_default()
 }
 
-/// Records a round of processed messages in one store commit; when that fails, one by one, so a message
-/// the store refuses stays in the inbox without holding back the others. Says which ones were recorded.
+/// Records a round of processed messages; says which ones were recorded (a message the store refused
+/// stays in the inbox for the next round without holding back the others).
 fn commit_round(ch: &ChannelShared, done: &[(InboxLease, Processed)]) -> Vec<bool> {
-    if done.is_empty() || ch.store.complete_all(done).is_ok() {
-        return vec![true; done.len()];
-    }
+    let results = ch.store.complete_all(done);
     done.iter()
-        .map(|item| match ch.store.complete_all(std::slice::from_ref(item)) {
+        .zip(results)
+        .map(|((lease, _), result)| match result {
             Ok(()) => true,
             Err(e) => {
-                let lease = &item.0;
                 error!(channel = %ch.name, control_id = control_id(lease), seq = lease.seq(), error = %e, "cannot record processing; will retry");
                 false
             }

@@ -32,7 +32,8 @@ pub enum Settlement {
 /// Durable message store: one per process, shared by every channel (`Arc<dyn Store>`).
 ///
 /// Guarantees: a message is durable once [`Pending::durable`] / [`Pending::wait`] returned a
-/// [`Stored`](crate::Stored) receipt. Later steps (`complete`, `settle`) are atomic but become durable with
+/// [`Stored`](crate::Stored) receipt. Later steps (`complete`, `settle`) write in an order where a crash
+/// part-way only repeats work, never loses it (see each method), and become durable with
 /// the next flush; a crash before that replays the step, so delivery is at-least-once. Leases live only in
 /// memory: after a restart every unfinished inbox and outbox entry is handed out again.
 pub trait Store: Send + Sync {
@@ -46,14 +47,16 @@ pub trait Store: Send + Sync {
     /// Leases up to `max` inbox messages of a channel that no one else holds, oldest first.
     fn lease_inbox(&self, channel: &str, max: usize) -> Result<Vec<InboxLease>>;
 
-    /// In one transaction: records the stage outcomes, queues every output and removes the inbox entry.
+    /// Records the stage outcomes, queues every output and removes the inbox entry, in that order: a crash
+    /// part-way leaves the message in the inbox and it runs again (outputs may then be delivered twice).
     fn complete(&self, lease: InboxLease, processed: Processed) -> Result<()> {
-        self.complete_all(&[(lease, processed)])
+        let batch = [(lease, processed)];
+        self.complete_all(&batch).pop().unwrap_or(Ok(()))
     }
 
-    /// [`Store::complete`] for many messages in one transaction (all or none), so a worker round of
-    /// messages costs one commit instead of one each. The leases are released when the caller drops them.
-    fn complete_all(&self, batch: &[(InboxLease, Processed)]) -> Result<()>;
+    /// [`Store::complete`] for each message of a worker round, with one result per message in batch
+    /// order. The leases are released when the caller drops them.
+    fn complete_all(&self, batch: &[(InboxLease, Processed)]) -> Vec<Result<()>>;
 
     /// Leases the next outbox entry for a destination: the head when `Ordered`, else the oldest one due.
     fn poll_outbox(
@@ -64,7 +67,8 @@ pub trait Store: Send + Sync {
         now: UnixMillis,
     ) -> Result<OutboxPoll>;
 
-    /// Records a delivery attempt on the message and updates or removes the outbox entry, atomically.
+    /// Records a delivery attempt on the message, then updates or removes the outbox entry: a crash in between
+    /// leaves the entry queued, so the message is delivered again.
     fn settle(&self, lease: OutboxLease, at: UnixMillis, settlement: Settlement) -> Result<()>;
 
     /// One message's record.

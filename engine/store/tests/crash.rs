@@ -173,7 +173,7 @@ fn acked_messages_survive_kill_9() {
 }
 
 #[test]
-#[ignore = "child process of pipeline_steps_are_all_or_nothing_under_kill_9"]
+#[ignore = "child process of pipeline_steps_lose_nothing_under_kill_9"]
 fn child_runs_pipeline_until_killed() {
     let Some(dir) = std::env::var_os(DIR_VAR) else {
         return;
@@ -222,7 +222,7 @@ fn child_runs_pipeline_until_killed() {
 }
 
 #[test]
-fn pipeline_steps_are_all_or_nothing_under_kill_9() {
+fn pipeline_steps_lose_nothing_under_kill_9() {
     let dir = tempfile::tempdir().unwrap();
     let steps = run_and_kill(
         "child_runs_pipeline_until_killed",
@@ -268,35 +268,39 @@ fn pipeline_steps_are_all_or_nothing_under_kill_9() {
         held.iter().map(|l| l.seq()).collect::<BTreeSet<u64>>()
     };
     let (ris_queue, fhir_queue) = (queued_for("ris"), queued_for("fhir"));
+    // Steps are ordered so that a kill between two writes only ever repeats work: a message still in the
+    // inbox runs again (its record may already show the run), and a delivery recorded as sent may still be
+    // queued (it is sent again). What must never happen: a message out of the inbox without its queue
+    // entries, or a record that says queued while nothing is queued.
+    let (mut rerun, mut resend) = (0, 0);
     for r in &records {
         if in_inbox.contains(&r.seq) {
-            assert_eq!(
-                r.status,
-                Status::Received,
-                "seq {} in inbox but processed",
-                r.seq
-            );
-            assert!(!ris_queue.contains(&r.seq) && !fhir_queue.contains(&r.seq));
-        } else {
-            assert_eq!(
-                r.destinations.len(),
-                2,
-                "seq {} left the inbox without its outputs",
-                r.seq
-            );
+            if r.status != Status::Received {
+                rerun += 1;
+            }
+            continue;
+        }
+        assert_eq!(
+            r.destinations.len(),
+            2,
+            "seq {} left the inbox without its outputs",
+            r.seq
+        );
+        assert!(
+            fhir_queue.contains(&r.seq),
+            "seq {} lost its fhir copy",
+            r.seq
+        );
+        let ris = &r.destinations["ris"];
+        if ris.status == Status::Queued {
             assert!(
-                fhir_queue.contains(&r.seq),
-                "seq {} lost its fhir copy",
+                ris_queue.contains(&r.seq),
+                "seq {}: record says queued for ris but nothing is queued",
                 r.seq
             );
-            let ris = &r.destinations["ris"];
-            assert_eq!(
-                ris.status == Status::Queued,
-                ris_queue.contains(&r.seq),
-                "seq {}: record says {:?} but the outbox disagrees",
-                r.seq,
-                ris.status
-            );
+        } else if ris_queue.contains(&r.seq) {
+            resend += 1;
         }
     }
+    println!("after the kills: {rerun} messages will run again, {resend} deliveries will repeat");
 }

@@ -197,7 +197,7 @@ fn complete_moves_a_message_from_inbox_to_every_outbox_in_one_step() {
 }
 
 #[test]
-fn a_round_of_messages_completes_in_one_commit_and_keeps_arrival_order() {
+fn a_round_of_messages_completes_and_keeps_arrival_order_across_reopen() {
     let dir = tempfile::tempdir().unwrap();
     let seqs: Vec<u64> = {
         let store = SledStore::open(dir.path()).unwrap();
@@ -212,7 +212,9 @@ fn a_round_of_messages_completes_in_one_commit_and_keeps_arrival_order() {
             })
             .collect();
         assert_eq!(batch.len(), 5);
-        store.complete_all(&batch).unwrap();
+        for result in store.complete_all(&batch) {
+            result.unwrap();
+        }
         drop(batch);
         store.flush().unwrap();
         seqs
