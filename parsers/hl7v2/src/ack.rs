@@ -3,6 +3,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::charset::Charset;
+use crate::datetime::push_digits;
 use crate::delim::Delimiters;
 use crate::error::ParseError;
 use crate::escape::escape;
@@ -169,7 +170,10 @@ pub fn next_control_id() -> String {
     let millis = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis());
-    format!("{millis:X}{:04X}", n & 0xFFFF)
+    let mut id = String::with_capacity(16);
+    push_digits(&mut id, u64::try_from(millis).unwrap_or(u64::MAX), 16, 1);
+    push_digits(&mut id, n & 0xFFFF, 16, 4);
+    id
 }
 
 /// Build an ACK for `header` stamped with the current UTC time (see [`build_ack_at`]).
@@ -182,17 +186,14 @@ pub fn build_ack(
     build_ack_at(header, code, error, control_id, &crate::datetime::now_hl7())
 }
 
-/// Text escaped for the message's delimiters; delimiters dropped when there is no escape character.
-fn esc(value: &str, d: &Delimiters) -> String {
+/// Appends `value` escaped for the message's delimiters; delimiters are dropped when there is no
+/// escape character.
+fn push_escaped(out: &mut String, value: &str, d: &Delimiters) {
     match escape(value, d) {
-        Some(v) => v.into_owned(),
-        None => value
-            .chars()
-            .filter(|c| {
-                !u8::try_from(u32::from(*c))
-                    .is_ok_and(|b| d.is_special(b) || b == b'\r' || b == b'\n')
-            })
-            .collect(),
+        Some(v) => out.push_str(&v),
+        None => out.extend(value.chars().filter(|c| {
+            !u8::try_from(u32::from(*c)).is_ok_and(|b| d.is_special(b) || b == b'\r' || b == b'\n')
+        })),
     }
 }
 
@@ -220,45 +221,61 @@ pub fn build_ack_at(
     control_id: &str,
     timestamp: &str,
 ) -> Vec<u8> {
+    // Written straight into one buffer: a listener builds one of these for every message.
     let d = &header.delimiters;
     let fs = char::from(d.field);
     let cs = char::from(d.component);
-    let enc = if header.encoding_characters.is_empty() {
-        d.encoding_characters()
+    let mut out = String::with_capacity(160 + error.map_or(0, |e| 2 * e.message.len() + 96));
+    out.push_str("MSH");
+    out.push(fs);
+    if header.encoding_characters.is_empty() {
+        out.push_str(&d.encoding_characters());
     } else {
-        header.encoding_characters.clone()
-    };
-    let trigger = header.trigger_event();
-    let mut msh = vec![
-        format!("MSH{fs}{enc}"),
-        header.receiving_application.clone(),
-        header.receiving_facility.clone(),
-        header.sending_application.clone(),
-        header.sending_facility.clone(),
-        esc(timestamp, d),
-        String::new(),
-        format!("ACK{cs}{}{cs}ACK", esc(trigger, d)),
-        esc(control_id, d),
-        header.processing_id.clone(),
-        header.version.clone(),
-    ];
+        out.push_str(&header.encoding_characters);
+    }
+    for echoed in [
+        &header.receiving_application,
+        &header.receiving_facility,
+        &header.sending_application,
+        &header.sending_facility,
+    ] {
+        out.push(fs);
+        out.push_str(echoed);
+    }
+    out.push(fs);
+    push_escaped(&mut out, timestamp, d);
+    out.push(fs);
+    out.push(fs);
+    out.push_str("ACK");
+    out.push(cs);
+    push_escaped(&mut out, header.trigger_event(), d);
+    out.push(cs);
+    out.push_str("ACK");
+    out.push(fs);
+    push_escaped(&mut out, control_id, d);
+    out.push(fs);
+    out.push_str(&header.processing_id);
+    out.push(fs);
+    out.push_str(&header.version);
     if !header.charset.is_empty() {
-        msh.resize(16, String::new());
-        msh.push(header.charset.clone());
+        // MSH-13 to MSH-17 empty, then MSH-18.
+        for _ in 12..18 {
+            out.push(fs);
+        }
+        out.push_str(&header.charset);
     }
-    let mut out = msh.join(&fs.to_string());
-    out.push('\r');
-    out.push_str(&format!(
-        "MSA{fs}{}{fs}{}",
-        code.as_str(),
-        header.control_id
-    ));
+    out.push_str("\rMSA");
+    out.push(fs);
+    out.push_str(code.as_str());
+    out.push(fs);
+    out.push_str(&header.control_id);
     if let Some(e) = error {
-        out.push_str(&format!("{fs}{}", esc(&e.message, d)));
+        out.push(fs);
+        push_escaped(&mut out, &e.message, d);
     }
     out.push('\r');
     if let Some(e) = error {
-        out.push_str(&err_segment(e, d, version_before_2_5(&header.version)));
+        push_err_segment(&mut out, e, d, version_before_2_5(&header.version));
         out.push('\r');
     }
     let first_rep = header
@@ -266,57 +283,75 @@ pub fn build_ack_at(
         .split(char::from(d.repetition))
         .next()
         .unwrap_or_default();
-    Charset::for_msh18(first_rep)
-        .unwrap_or(Charset::Utf8)
-        .encode(&out)
+    match Charset::for_msh18(first_rep).unwrap_or(Charset::Utf8) {
+        Charset::Utf8 => out.into_bytes(),
+        other => other.encode(&out),
+    }
 }
 
-fn err_segment(e: &AckError, d: &Delimiters, legacy: bool) -> String {
+/// Appends ERR-2's location (`PID^1^3`), trailing empty components left out.
+fn push_location(out: &mut String, l: &ErrorLocation, d: &Delimiters) {
+    let cs = char::from(d.component);
+    push_escaped(out, &l.segment, d);
+    let positions = [
+        l.sequence,
+        l.field,
+        l.repetition,
+        l.component,
+        l.subcomponent,
+    ];
+    let last = positions
+        .iter()
+        .rposition(Option::is_some)
+        .map_or(0, |i| i + 1);
+    for n in positions.iter().take(last) {
+        out.push(cs);
+        if let Some(n) = n {
+            out.push_str(&n.to_string());
+        }
+    }
+}
+
+fn push_err_segment(out: &mut String, e: &AckError, d: &Delimiters, legacy: bool) {
     let fs = char::from(d.field);
     let cs = char::from(d.component);
-    let num = |n: Option<usize>| n.map(|v| v.to_string()).unwrap_or_default();
-    let loc = e.location.as_ref().map(|l| {
-        let parts = [
-            esc(&l.segment, d),
-            num(l.sequence),
-            num(l.field),
-            num(l.repetition),
-            num(l.component),
-            num(l.subcomponent),
-        ];
-        let mut s = parts.join(&cs.to_string());
-        while s.ends_with(cs) {
-            s.pop();
-        }
-        s
-    });
     let text = error_code_text(e.code);
-    let err1 = if legacy {
+    out.push_str("ERR");
+    out.push(fs);
+    if legacy {
+        // ERR-1 (ELD): segment^sequence^field^code&text&HL70357.
         let sub = d.subcomponent.map_or(cs, char::from);
         let l = e.location.clone().unwrap_or_default();
-        format!(
-            "{}{cs}{}{cs}{}{cs}{}{sub}{}{sub}HL70357",
-            esc(&l.segment, d),
-            num(l.sequence),
-            num(l.field),
-            e.code,
-            esc(text, d)
-        )
-    } else {
-        String::new()
-    };
-    let fields = [
-        "ERR".to_string(),
-        err1,
-        loc.unwrap_or_default(),
-        format!("{}{cs}{}{cs}HL70357", e.code, esc(text, d)),
-        e.severity.as_str().to_string(),
-        String::new(),
-        String::new(),
-        String::new(),
-        esc(&e.message, d),
-    ];
-    fields.join(&fs.to_string())
+        let num = |n: Option<usize>| n.map(|v| v.to_string()).unwrap_or_default();
+        push_escaped(out, &l.segment, d);
+        out.push(cs);
+        out.push_str(&num(l.sequence));
+        out.push(cs);
+        out.push_str(&num(l.field));
+        out.push(cs);
+        out.push_str(&e.code.to_string());
+        out.push(sub);
+        push_escaped(out, text, d);
+        out.push(sub);
+        out.push_str("HL70357");
+    }
+    out.push(fs);
+    if let Some(l) = &e.location {
+        push_location(out, l, d);
+    }
+    out.push(fs);
+    out.push_str(&e.code.to_string());
+    out.push(cs);
+    push_escaped(out, text, d);
+    out.push(cs);
+    out.push_str("HL70357");
+    out.push(fs);
+    out.push_str(e.severity.as_str());
+    // ERR-5 to ERR-7 empty, then ERR-8.
+    for _ in 4..8 {
+        out.push(fs);
+    }
+    push_escaped(out, &e.message, d);
 }
 
 /// MSH-15/MSH-16 condition (HL7 table 0155).

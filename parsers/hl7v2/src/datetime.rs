@@ -272,12 +272,29 @@ pub fn from_unix_seconds(secs: u64) -> String {
     let days = i64::try_from(secs / 86_400).unwrap_or(0);
     let rem = secs % 86_400;
     let (year, month, day) = civil_from_days(days);
-    format!(
-        "{year:04}{month:02}{day:02}{:02}{:02}{:02}+0000",
-        rem / 3600,
-        (rem % 3600) / 60,
-        rem % 60
-    )
+    let mut out = String::with_capacity(19);
+    // Days since 1970 from a u64 give a year from 1970 on, so none of these is negative.
+    let [year, month, day] = [year, month, day].map(|v| u64::try_from(v).unwrap_or(0));
+    push_digits(&mut out, year, 10, 4);
+    for part in [month, day, rem / 3600, (rem % 3600) / 60, rem % 60] {
+        push_digits(&mut out, part, 10, 2);
+    }
+    out.push_str("+0000");
+    out
+}
+
+/// Appends `value` in `radix` (2 to 16, upper-case letters), zero-padded to at least `width` digits:
+/// what `{:0width$}` / `{:0width$X}` print, without the formatting machinery, since every ACK is
+/// stamped with the time and a new control id.
+pub(crate) fn push_digits(out: &mut String, value: u64, radix: u32, width: u32) {
+    let radix = radix.clamp(2, 16);
+    let base = u64::from(radix);
+    let digits = value.checked_ilog(base).map_or(1, |d| d + 1).max(width);
+    for place in (0..digits).rev() {
+        let digit = base.checked_pow(place).map_or(0, |p| value / p % base);
+        let digit = char::from_digit(u32::try_from(digit).unwrap_or(0), radix).unwrap_or('0');
+        out.push(digit.to_ascii_uppercase());
+    }
 }
 
 #[cfg(test)]
@@ -353,5 +370,32 @@ mod tests {
         assert_eq!(from_unix_seconds(0), "19700101000000+0000");
         assert_eq!(from_unix_seconds(1_706_715_045), "20240131153045+0000");
         assert_eq!(now_hl7().len(), 19);
+        // Year 10000 needs a fifth digit, as `{:04}` would print it.
+        assert_eq!(from_unix_seconds(253_402_300_800), "100000101000000+0000");
+    }
+
+    #[test]
+    fn digits_match_the_formatter() {
+        for v in [
+            0,
+            7,
+            9,
+            10,
+            99,
+            100,
+            1_234,
+            65_535,
+            1_706_715_045_123,
+            u64::MAX,
+        ] {
+            for width in [1, 2, 4] {
+                let (mut dec, mut hex) = (String::new(), String::new());
+                push_digits(&mut dec, v, 10, width);
+                push_digits(&mut hex, v, 16, width);
+                let w = width as usize;
+                assert_eq!(dec, format!("{v:0w$}"));
+                assert_eq!(hex, format!("{v:0w$X}"));
+            }
+        }
     }
 }

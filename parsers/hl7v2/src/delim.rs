@@ -76,16 +76,18 @@ pub(crate) fn read_header(
     offset: usize,
     segment_index: usize,
 ) -> Result<Delimiters, ParseError> {
-    let name = String::from_utf8_lossy(line.get(..3).unwrap_or(line)).into_owned();
+    // Every message passes through here (parse, peek): the segment name is only turned into a
+    // String when there is an error to report.
+    let name = || String::from_utf8_lossy(line.get(..3).unwrap_or(line)).into_owned();
     let Some(&field) = line.get(3) else {
         return Err(ParseError::FieldSeparatorMissingInHeader {
-            segment: name,
+            segment: name(),
             offset,
         });
     };
     let bad = |at: usize, reason: &'static str| ParseError::InvalidDelimiter {
         segment_index,
-        segment: name.clone(),
+        segment: name(),
         offset: offset + at,
         reason,
     };
@@ -96,22 +98,32 @@ pub(crate) fn read_header(
         ));
     }
     let rest = line.get(4..).unwrap_or_default();
-    let end = memchr::memchr(field, rest).unwrap_or(rest.len());
-    let mut enc: Vec<u8> = rest.get(..end).unwrap_or_default().to_vec();
+    let declared = rest
+        .get(..memchr::memchr(field, rest).unwrap_or(rest.len()))
+        .unwrap_or_default();
     // A doubled escape character (`^~\\&`) is over-escaping by the sender, not a subcomponent
     // separator equal to the escape character: read it as the standard set.
-    if enc.len() == 5 && enc.get(2) == enc.get(3) {
-        enc.remove(3);
-    }
-    if enc.len() < 2 {
+    let doubled = declared.len() == 5 && declared.get(2) == declared.get(3);
+    if declared.len() - usize::from(doubled) < 2 {
         return Err(ParseError::EncodingCharactersMissing {
             segment_index,
-            segment: name,
+            segment: name(),
             offset: offset + 4,
         });
     }
-    let mut seen = vec![field];
-    for (i, &c) in enc.iter().take(5).enumerate() {
+    // Only the first five characters have a role.
+    let mut enc = [0u8; 5];
+    let mut len = 0;
+    let kept = declared
+        .iter()
+        .enumerate()
+        .filter(|&(i, _)| !(doubled && i == 3));
+    for ((_, &c), slot) in kept.zip(enc.iter_mut()) {
+        *slot = c;
+        len += 1;
+    }
+    let enc = enc.get(..len).unwrap_or_default();
+    for (i, &c) in enc.iter().enumerate() {
         // Receivers must accept whatever the sender declares, letters included.
         if !c.is_ascii_graphic() {
             return Err(bad(
@@ -119,10 +131,9 @@ pub(crate) fn read_header(
                 "encoding characters must be visible ASCII characters",
             ));
         }
-        if seen.contains(&c) {
+        if c == field || enc.get(..i).is_some_and(|before| before.contains(&c)) {
             return Err(bad(4 + i, "the same character is declared for two roles"));
         }
-        seen.push(c);
     }
     let at = |i: usize| enc.get(i).copied();
     Ok(Delimiters {

@@ -67,9 +67,13 @@ impl MshHeader {
             field: fs,
             ..Delimiters::default()
         });
-        // parts[n - 1] is MSH-n for n >= 2.
-        let parts: Vec<&[u8]> = line.split(|&b| b == fs).collect();
-        let f = |n: usize| parts.get(n - 1).map(|b| text(b)).unwrap_or_default();
+        // fields[n - 1] is MSH-n for n >= 2, up to MSH-18: a fixed array rather than a Vec of every
+        // field, since every received message is peeked (some twice).
+        let mut fields: [&[u8]; 18] = [&[]; 18];
+        for (slot, part) in fields.iter_mut().zip(line.split(|&b| b == fs)) {
+            *slot = part;
+        }
+        let f = |n: usize| fields.get(n - 1).map(|b| text(b)).unwrap_or_default();
         Some(MshHeader {
             delimiters,
             encoding_characters: f(2),

@@ -53,6 +53,36 @@ pub(crate) fn is_segment_name(name: &[u8]) -> bool {
             .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
 }
 
+/// A sufficient condition for [`Message::parse`] to succeed: UTF-8 from a valid MSH header on, every
+/// non-empty line a segment name followed by the field separator. `false` means "not sure".
+fn surely_parses(bytes: &[u8]) -> bool {
+    if u32::try_from(bytes.len()).is_err() {
+        return false;
+    }
+    let body = bytes.get(content_start(bytes)..).unwrap_or_default();
+    if !body.starts_with(b"MSH") || std::str::from_utf8(body).is_err() {
+        return false;
+    }
+    let first_end = memchr::memchr2(b'\r', b'\n', body).unwrap_or(body.len());
+    let Ok(delimiters) = read_header(body.get(..first_end).unwrap_or_default(), 0, 1) else {
+        return false;
+    };
+    // The field separator is never a letter or digit, so a valid name before it is the whole name.
+    let named = |line: &[u8]| {
+        line.is_empty()
+            || (line.get(3) == Some(&delimiters.field)
+                && is_segment_name(line.get(..3).unwrap_or_default()))
+    };
+    let mut start = 0;
+    for end in memchr::memchr2_iter(b'\r', b'\n', body).chain(std::iter::once(body.len())) {
+        if !named(body.get(start..end).unwrap_or_default()) {
+            return false;
+        }
+        start = end + 1;
+    }
+    true
+}
+
 #[derive(Debug, Clone, Copy)]
 struct Span {
     start: u32,
@@ -102,6 +132,19 @@ impl<'a> Message<'a> {
             }
         })?;
         Self::scan(text, base)
+    }
+
+    /// Whether `bytes` parse, with exactly the error [`Message::parse`] would return, without building
+    /// the field index: what a receiver needs to accept or reject a message it keeps as bytes.
+    ///
+    /// Well-formed messages are checked line by line instead of field by field; anything else is
+    /// handed to `parse`, so the two always agree.
+    pub fn check(bytes: &[u8]) -> Result<(), ParseError> {
+        if surely_parses(bytes) {
+            Ok(())
+        } else {
+            Message::parse(bytes).map(drop)
+        }
     }
 
     /// Index `text` (which starts at a segment) in one pass.
@@ -424,6 +467,7 @@ mod tests {
         let e = Message::parse(b"PID|1\r").unwrap_err();
         assert_eq!(e.to_string(), "byte 0: message does not start with MSH");
         let e = Message::parse(b"MSH|^~\\&\rpid|1").unwrap_err();
+        assert_eq!(Message::check(b"MSH|^~\\&\rpid|1"), Err(e.clone()));
         assert!(matches!(
             e,
             ParseError::InvalidSegmentName {

@@ -89,6 +89,26 @@ proptest! {
     }
 
     #[test]
+    fn check_agrees_with_parse_on_line_shaped_input(lines in proptest::collection::vec(prop_oneof![
+        4 => "(PID|OBX|ZZ1|EVN)\\|[a-z^~|]{0,8}",
+        2 => "(PID|pid|P1D|PI| PID|PIDX|MSH)(\\|x)?",
+        1 => "[ \t]{0,3}",
+        1 => "(PID|NK1)[|^#]x",
+        1 => "é\\|[a-z]",
+    ], 0..8), terminators in proptest::collection::vec(prop_oneof![Just("\r"), Just("\n"), Just("\r\n"), Just("\n\n")], 8)) {
+        let mut text = String::from("MSH|^~\\&|A|B");
+        for (line, end) in lines.iter().zip(&terminators) {
+            text.push_str(end);
+            text.push_str(line);
+        }
+        let bytes = text.as_bytes();
+        prop_assert_eq!(Message::check(bytes), Message::parse(bytes).map(drop));
+        let mut latin1 = bytes.to_vec();
+        latin1.push(0xE9);
+        prop_assert_eq!(Message::check(&latin1), Message::parse(&latin1).map(drop));
+    }
+
+    #[test]
     fn msh_prefixed_noise_never_panics(tail in proptest::collection::vec(prop_oneof![any::<u8>(), proptest::sample::select(b"|^~\\&#\r\nMSHPIDFBT0".to_vec())], 0..400)) {
         let mut bytes = b"MSH|^~\\&#|".to_vec();
         bytes.extend_from_slice(&tail);
@@ -99,6 +119,7 @@ proptest! {
 /// Everything a receiver does with untrusted bytes; parsed messages must round-trip.
 fn exercise(bytes: &[u8]) {
     let _ = MshHeader::peek(bytes);
+    assert_eq!(Message::check(bytes), Message::parse(bytes).map(drop));
     if let Ok(m) = Message::parse(bytes) {
         for s in m.segments() {
             for n in 0..=s.field_count() + 1 {
