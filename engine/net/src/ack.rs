@@ -37,7 +37,7 @@ pub(crate) fn problem(
     if !check_syntax {
         return None;
     }
-    Message::parse(payload)
+    Message::check(payload)
         .err()
         .map(|e| AckError::from_parse_error(&e))
 }

@@ -3,7 +3,9 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::pin;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
@@ -39,8 +41,9 @@ pub enum Outcome {
 pub struct Inbound {
     /// The frame's payload, unchanged.
     pub payload: Bytes,
-    /// The pre-read MSH header, `None` when the payload has no readable MSH.
-    pub header: Option<MshHeader>,
+    /// The pre-read MSH header, `None` when the payload has no readable MSH (shared with the listener,
+    /// which addresses the ACK from it).
+    pub header: Option<Arc<MshHeader>>,
     /// Why the listener will answer AR whatever the handler says (unreadable header or parse error);
     /// the handler should keep such a message as errored.
     pub invalid: Option<String>,
@@ -247,13 +250,20 @@ impl<H: Handler> Shared<H> {
         // The config was validated in `bind`, so this cannot fail; fall back to standard framing anyway.
         let mut codec = MllpCodec::with_config(self.config.framing).unwrap_or_default();
         let mut buf = BytesMut::with_capacity(8 * 1024);
+        let mut out = BytesMut::with_capacity(512);
+        // One cancellation waiter and one timer for the whole connection, re-armed before each read:
+        // making new ones per read took a lock on the token and on the timer wheel for every message.
+        let mut cancelled = pin!(cancel.cancelled());
+        let mut deadline = pin!(tokio::time::sleep(Duration::ZERO));
         let close = loop {
             match codec.decode(&mut buf) {
                 Ok(Some(frame)) => {
                     if frame.skipped > 0 {
                         warn!(%peer, bytes = frame.skipped, "skipped bytes outside MLLP frames");
                     }
-                    if let Err(close) = self.message(&mut stream, &codec, frame.payload, peer).await
+                    if let Err(close) = self
+                        .message(&mut stream, &codec, &mut out, frame.payload, peer)
+                        .await
                     {
                         break close;
                     }
@@ -272,7 +282,7 @@ impl<H: Handler> Shared<H> {
                             Some(&problem),
                         );
                         let _ = self
-                            .write_acks(&mut stream, &codec, header.as_ref(), &replies)
+                            .write_acks(&mut stream, &codec, &mut out, header.as_ref(), &replies)
                             .await;
                     }
                     break Close::Rejected;
@@ -284,21 +294,24 @@ impl<H: Handler> Shared<H> {
             } else {
                 (self.config.idle_timeout, "idle connection")
             };
+            if let Some(wait) = wait {
+                deadline.as_mut().reset(tokio::time::Instant::now() + wait);
+            }
             buf.reserve(8 * 1024);
             let read = tokio::select! {
-                () = cancel.cancelled() => break Close::Shutdown,
-                read = maybe_timeout(wait, stream.read_buf(&mut buf)) => read,
+                () = &mut cancelled => break Close::Shutdown,
+                () = &mut deadline, if wait.is_some() => break Close::Timeout(what),
+                read = stream.read_buf(&mut buf) => read,
             };
             match read {
-                Some(Ok(0)) => {
+                Ok(0) => {
                     if let Err(e) = codec.decode_eof(&mut buf) {
                         warn!(%peer, error = %e, "connection closed mid-frame");
                     }
                     break Close::Eof;
                 }
-                Some(Ok(_)) => {}
-                Some(Err(e)) => break Close::Io(e),
-                None => break Close::Timeout(what),
+                Ok(_) => {}
+                Err(e) => break Close::Io(e),
             }
         };
         let junk = codec.take_skipped();
@@ -327,14 +340,15 @@ impl<H: Handler> Shared<H> {
         &self,
         stream: &mut S,
         codec: &MllpCodec,
+        out: &mut BytesMut,
         payload: Bytes,
         peer: SocketAddr,
     ) -> Result<(), Close>
     where
         S: AsyncWrite + Unpin + Send,
     {
-        let header = MshHeader::peek(&payload);
-        let problem = ack::problem(&payload, header.as_ref(), self.config.check_syntax);
+        let header = MshHeader::peek(&payload).map(Arc::new);
+        let problem = ack::problem(&payload, header.as_deref(), self.config.check_syntax);
         let control_id = header.as_ref().map_or("", |h| h.control_id.as_str());
         if let Some(problem) = &problem {
             warn!(%peer, control_id, reason = %problem.message, "unparseable message; answering AR");
@@ -350,8 +364,8 @@ impl<H: Handler> Shared<H> {
         if self.config.ack == AckPolicy::Never {
             return Ok(());
         }
-        let replies = ack::replies(header.as_ref(), &outcome, problem.as_ref());
-        self.write_acks(stream, codec, header.as_ref(), &replies)
+        let replies = ack::replies(header.as_deref(), &outcome, problem.as_ref());
+        self.write_acks(stream, codec, out, header.as_deref(), &replies)
             .await
     }
 
@@ -359,6 +373,7 @@ impl<H: Handler> Shared<H> {
         &self,
         stream: &mut S,
         codec: &MllpCodec,
+        out: &mut BytesMut,
         header: Option<&MshHeader>,
         replies: &[Reply],
     ) -> Result<(), Close>
@@ -368,32 +383,36 @@ impl<H: Handler> Shared<H> {
         if replies.is_empty() {
             return Ok(());
         }
-        let mut out = BytesMut::new();
+        out.clear();
         let mut codec = codec.clone();
         for reply in replies {
             let ack = ack::build(header, reply);
-            if let Err(e) = codec.encode(&ack[..], &mut out) {
+            if let Err(e) = codec.encode(&ack[..], out) {
                 // Only possible if the peer's own MSH fields carried framing bytes into the ACK.
                 warn!(error = %e, "cannot frame ACK");
                 return Err(Close::Io(std::io::Error::other(e.to_string())));
             }
         }
         let write = async {
-            stream.write_all(&out).await?;
+            stream.write_all(out).await?;
             stream.flush().await
         };
-        match tokio::time::timeout(self.config.write_timeout, write).await {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(e)) => Err(Close::Io(e)),
-            Err(_) => Err(Close::Timeout("peer not reading ACKs")),
+        match within(self.config.write_timeout, write).await {
+            Some(Ok(())) => Ok(()),
+            Some(Err(e)) => Err(Close::Io(e)),
+            None => Err(Close::Timeout("peer not reading ACKs")),
         }
     }
 }
 
-/// Awaits `fut`, giving up after `limit` when one is set; `None` means it timed out.
-async fn maybe_timeout<F: Future>(limit: Option<Duration>, fut: F) -> Option<F::Output> {
-    match limit {
-        Some(limit) => tokio::time::timeout(limit, fut).await.ok(),
-        None => Some(fut.await),
+/// Awaits `fut`, giving up after `limit`; `None` means it timed out.
+///
+/// The timer is only armed when `fut` does not finish at its first poll, which is the rule for an ACK
+/// write (it fits in the socket buffer): registering a timer per message is a measurable cost.
+async fn within<F: Future>(limit: Duration, fut: F) -> Option<F::Output> {
+    let mut fut = pin!(fut);
+    match std::future::poll_fn(|cx| Poll::Ready(fut.as_mut().poll(cx))).await {
+        Poll::Ready(done) => Some(done),
+        Poll::Pending => tokio::time::timeout(limit, fut).await.ok(),
     }
 }

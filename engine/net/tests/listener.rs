@@ -220,6 +220,49 @@ async fn idle_connection_is_closed_after_the_idle_timeout() {
 }
 
 #[tokio::test]
+async fn a_busy_connection_outlives_the_idle_timeout() {
+    let server = start(Recorder::new(Outcome::Accept), |c| {
+        c.idle_timeout = Some(Duration::from_millis(300));
+    })
+    .await;
+    let mut client = Client::connect(server.addr).await;
+    // Twelve messages 100 ms apart span four idle timeouts: each message must re-arm the deadline.
+    for i in 0..12 {
+        let id = format!("B{i}");
+        assert_eq!(client.round_trip(&id).await, format!("MSA|AA|{id}"));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(client.recv().await, None, "closed once it falls silent");
+}
+
+#[tokio::test]
+async fn a_peer_that_never_reads_its_acks_is_dropped_after_the_write_timeout() {
+    let server = start(Recorder::new(Outcome::Accept), |c| {
+        c.write_timeout = Duration::from_millis(300);
+    })
+    .await;
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let mut stream = socket.connect(server.addr).await.unwrap();
+    let mut batch = Vec::new();
+    for i in 0..100 {
+        batch.push(0x0b);
+        batch.extend_from_slice(&adt(&format!("W{i}")));
+        batch.extend_from_slice(b"\x1c\r");
+    }
+    // Send and never read: once the ACKs fill the socket buffers the listener's write stalls, and
+    // after the write timeout it closes the connection, which fails our writes.
+    let failed = tokio::time::timeout(Duration::from_secs(10), async {
+        while stream.write_all(&batch).await.is_ok() {}
+    })
+    .await;
+    assert!(
+        failed.is_ok(),
+        "the listener kept a connection whose peer does not read ACKs"
+    );
+}
+
+#[tokio::test]
 async fn twenty_mib_of_garbage_is_skipped_or_rejected_without_hurting_others() {
     let handler = Recorder::new(Outcome::Accept);
     let server = start(Arc::clone(&handler), |c| {
