@@ -38,7 +38,13 @@ pub struct ListenArgs {
 
 /// Writes each accepted message (segments on their own lines, a blank line after) to the output.
 struct Printer {
-    out: Mutex<Box<dyn Write + Send>>,
+    out: Mutex<Output>,
+}
+
+/// The destination and a buffer reused for every message's text.
+struct Output {
+    to: Box<dyn Write + Send>,
+    text: Vec<u8>,
 }
 
 impl Handler for Printer {
@@ -50,17 +56,22 @@ impl Handler for Printer {
             );
             return Outcome::Accept;
         }
-        let mut text: Vec<u8> = message
-            .payload
-            .iter()
-            .map(|&b| if b == b'\r' { b'\n' } else { b })
-            .collect();
-        if !text.ends_with(b"\n") {
-            text.push(b'\n');
-        }
-        text.push(b'\n');
         let written = match self.out.lock() {
-            Ok(mut out) => out.write_all(&text).and_then(|()| out.flush()),
+            Ok(mut out) => {
+                let Output { to, text } = &mut *out;
+                text.clear();
+                text.extend(
+                    message
+                        .payload
+                        .iter()
+                        .map(|&b| if b == b'\r' { b'\n' } else { b }),
+                );
+                if !text.ends_with(b"\n") {
+                    text.push(b'\n');
+                }
+                text.push(b'\n');
+                to.write_all(text).and_then(|()| to.flush())
+            }
             Err(_) => Err(std::io::Error::other("output lock poisoned")),
         };
         match written {
@@ -113,7 +124,10 @@ pub fn run(args: ListenArgs) -> ExitCode {
         let shutdown = CancellationToken::new();
         tokio::spawn(cancel_on_signal(shutdown.clone()));
         let printer = Arc::new(Printer {
-            out: Mutex::new(out),
+            out: Mutex::new(Output {
+                to: out,
+                text: Vec::new(),
+            }),
         });
         listener.serve(printer, shutdown).await;
         ExitCode::SUCCESS
