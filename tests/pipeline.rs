@@ -3,6 +3,8 @@
 //! or loses the good ones.
 #![allow(clippy::unwrap_used)]
 
+#[path = "support/admin.rs"]
+mod admin;
 #[path = "support/engine.rs"]
 mod engine;
 #[path = "support/mod.rs"]
@@ -151,4 +153,57 @@ fn poison_messages_are_recorded_and_never_block_good_ones() {
     assert!(text("LOOP2").to_lowercase().contains("limit"));
     assert!(text("BAD1").contains("segment 2"));
     assert_eq!(errored.len(), 4 + 4 + 1);
+}
+
+#[test]
+fn http_source_answers_with_the_ack_and_rejects_a_malformed_body() {
+    let dir = tempfile::tempdir().unwrap();
+    let addr = SocketAddr::from(([127, 0, 0, 1], support::free_port()));
+    let out = dir.path().join("out");
+    let mut engine = Engine::new(dir.path());
+    engine.channel(
+        "web.yaml",
+        &format!(
+            "name: web\n\
+             source:\n  http: {{ listen: \"{addr}\", path: /hl7 }}\n\
+             destinations:\n  - name: copy\n    file: {{ dir: \"{}\", name: \"${{MSH-10}}.hl7\" }}\n",
+            out.display()
+        ),
+    );
+    engine.start();
+    support::wait_listening(addr);
+
+    let (status, ack) = admin::request(addr, "POST", "/hl7", None, adt("WEB1").as_bytes());
+    assert_eq!(status, 200, "{ack}");
+    assert!(ack.contains("MSA|AA|WEB1"), "{ack}");
+    assert!(
+        eventually(10, || out.join("WEB1.hl7").exists()),
+        "the accepted message was not delivered"
+    );
+
+    // A body that is not HL7 is refused with the reason, and kept as errored rather than dropped.
+    let (status, nak) = admin::request(addr, "POST", "/hl7", None, b"PID|1||no header here\r");
+    assert_eq!(status, 400, "{nak}");
+    assert!(nak.contains("MSA|AR"), "{nak}");
+    assert!(
+        nak.contains("MSH"),
+        "the NAK should say what is wrong: {nak}"
+    );
+    assert_eq!(engine.stop(), Some(0));
+    let store = SledStore::open(dir.path().join("data/store")).unwrap();
+    let records = store
+        .list(
+            "web",
+            &ListFilter {
+                status: Some(Status::Errored),
+                since: None,
+                limit: 10,
+            },
+        )
+        .unwrap();
+    assert_eq!(
+        records.len(),
+        1,
+        "the malformed body should be kept as errored"
+    );
 }

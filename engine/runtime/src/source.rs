@@ -54,20 +54,23 @@ pub enum SourceError {
     },
 }
 
-/// Store one message durably and answer as the channel's ACK policy says.
+/// Store one message durably and answer as the channel's ACK policy says; `header` is its MSH as read.
 ///
 /// `invalid` is set when the source already knows the message cannot be parsed: it is still kept
 /// (recorded as errored by the pipeline) and the answer is a rejection.
-pub async fn accept(ch: &ChannelShared, payload: &[u8], invalid: Option<String>) -> Outcome {
+pub async fn accept(
+    ch: &ChannelShared,
+    payload: &[u8],
+    header: Option<&MshHeader>,
+    invalid: Option<String>,
+) -> Outcome {
     if ch.paused.load(Ordering::Relaxed) {
         return Outcome::Error(format!("channel {} is paused", ch.name));
     }
-    let header = MshHeader::peek(payload);
     let meta = ReceiveMeta {
         received_at: now_millis(),
-        control_id: header.as_ref().map(|h| h.control_id.clone()),
+        control_id: header.map(|h| h.control_id.clone()),
         message_type: header
-            .as_ref()
             .map(|h| h.message_type.clone())
             .filter(|t| !t.is_empty()),
         reprocess_of: None,
@@ -117,7 +120,13 @@ struct MllpHandler(Arc<ChannelShared>);
 
 impl Handler for MllpHandler {
     async fn handle(&self, message: Inbound) -> Outcome {
-        accept(&self.0, &message.payload, message.invalid).await
+        accept(
+            &self.0,
+            &message.payload,
+            message.header.as_deref(),
+            message.invalid,
+        )
+        .await
     }
 }
 
@@ -257,7 +266,8 @@ async fn read_file_messages(ch: &ChannelShared, path: &std::path::Path) -> Resul
     let batch = junction_hl7::split_batch(&bytes).map_err(|e| e.to_string())?;
     let count = batch.messages.len();
     for message in batch.messages {
-        if let Outcome::Error(e) = accept(ch, &message, None).await {
+        let header = MshHeader::peek(&message);
+        if let Outcome::Error(e) = accept(ch, &message, header.as_ref(), None).await {
             return Err(e);
         }
     }
@@ -295,11 +305,11 @@ async fn http_message(
     let header = MshHeader::peek(&body);
     let invalid = match &header {
         None => Some(String::from("message has no readable MSH segment")),
-        Some(_) => junction_hl7::Message::parse(&body)
+        Some(_) => junction_hl7::Message::check(&body)
             .err()
             .map(|e| e.to_string()),
     };
-    let outcome = accept(&ch, &body, invalid).await;
+    let outcome = accept(&ch, &body, header.as_ref(), invalid).await;
     let (status, code, error) = match &outcome {
         Outcome::Accept | Outcome::NoAck => (StatusCode::OK, AckCode::AA, None),
         Outcome::Error(reason) => (
