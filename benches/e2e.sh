@@ -28,7 +28,7 @@ destinations:
 YAML
 "$bin/junction" listen --port "$sink_port" --out /dev/null --max-connections 8 2>"$work/sink.log" &
 "$bin/junction" run --channels "$work/channels" --data "$work/data" 2>"$work/engine.log" &
-for _ in $(seq 100); do (echo >/dev/tcp/127.0.0.1/$in_port) 2>/dev/null && break; sleep 0.1; done
+for _ in $(seq 100); do (: >/dev/tcp/127.0.0.1/$in_port) 2>/dev/null && break; sleep 0.1; done
 "$bin/junction-load" --to "127.0.0.1:$in_port" --junction "$bin/junction" \
   --connections 1,8,32 --messages "$messages" --repeat "$repeat"
 sleep 2
