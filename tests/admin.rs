@@ -1,6 +1,7 @@
 //! The admin API of `junction run --admin`, driven over real sockets: the token is required, the
 //! channel table and Prometheus metrics show what was sent, pause refuses messages with AE and
-//! resume takes them again, `junction status` prints the table; no token, no API.
+//! resume takes them again (and a pause outlives a restart), `junction status` prints the table; no token,
+//! no API.
 #![allow(clippy::unwrap_used)]
 
 #[path = "support/admin.rs"]
@@ -275,5 +276,47 @@ fn paused_file_source_leaves_its_files_until_resumed() {
     );
     assert!(eventually(10, || out.join("D1.hl7").exists()));
     assert!(inbox.join("processed").join("one.hl7").exists());
+    assert_eq!(engine.stop(), Some(0));
+}
+
+#[test]
+fn a_paused_channel_stays_paused_across_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let addr = SocketAddr::from(([127, 0, 0, 1], support::free_port()));
+    let mut engine = Engine::new(dir.path());
+    engine.channel(
+        "adt.yaml",
+        &format!(
+            "name: adt\n\
+             source:\n  mllp: {{ listen: \"{addr}\" }}\n\
+             destinations:\n  - name: copy\n    file: {{ dir: \"{}\" }}\n",
+            dir.path().join("out").display()
+        ),
+    );
+    let api = admin::enable(&mut engine);
+    engine.start();
+    admin::wait_ready(api);
+    assert_eq!(http(api, "POST", "/channels/adt/pause", Some(TOKEN)).0, 200);
+    assert_eq!(engine.stop(), Some(0));
+
+    // Restarted: still paused (a maintenance window outlives a restart), and says so in the log.
+    engine.start();
+    admin::wait_ready(api);
+    assert_eq!(channel_status(api, "adt")["state"], "paused");
+    let mut client = MllpClient::connect(addr).unwrap();
+    assert_eq!(client.send(&adt("P1")).unwrap().0, "AE");
+    assert!(engine.log_text().contains("channel starts paused"));
+    assert_eq!(
+        http(api, "POST", "/channels/adt/resume", Some(TOKEN)).0,
+        200
+    );
+    assert_eq!(engine.stop(), Some(0));
+
+    // Resumed before the next restart: running.
+    engine.start();
+    admin::wait_ready(api);
+    assert_eq!(channel_status(api, "adt")["state"], "running");
+    let mut client = MllpClient::connect(addr).unwrap();
+    assert_eq!(client.send(&adt("A2")).unwrap().0, "AA");
     assert_eq!(engine.stop(), Some(0));
 }

@@ -141,6 +141,20 @@ async fn set_paused(admin: &Admin, name: &str, paused: bool) -> Response {
             &json!({ "error": format!("no running channel named {name}") }),
         );
     };
+    let store = Arc::clone(admin.runtime.store());
+    let channel_name = name.to_owned();
+    let remembered =
+        tokio::task::spawn_blocking(move || store.set_paused(&channel_name, paused)).await;
+    if let Err(e) = remembered
+        .map_err(|e| e.to_string())
+        .and_then(|r| r.map_err(|e| e.to_string()))
+    {
+        error!(channel = %name, error = %e, "cannot record the channel's paused state");
+        return json_response(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            &json!({ "error": format!("cannot record the channel's state: {e}") }),
+        );
+    }
     channel.shared.paused.store(paused, Ordering::Relaxed);
     let state = if paused { "paused" } else { "running" };
     info!(channel = %name, state, "channel state changed through the admin API");

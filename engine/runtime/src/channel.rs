@@ -81,8 +81,9 @@ pub struct WorkerContext<'a> {
 
 /// Start the inbox worker and destination workers of a channel on `tasks`.
 ///
-/// `previous` is the same channel's earlier incarnation when it is restarted by a reload: its
-/// counters and paused state carry over, so metrics stay monotonic and a paused channel stays paused.
+/// `previous` is the same channel's earlier incarnation when it is restarted by a reload: its counters
+/// carry over, so metrics stay monotonic. A channel paused through the admin API stays paused (the store
+/// remembers it, across restarts too).
 pub fn start_workers(
     config: &ChannelConfig,
     pipeline: Arc<Pipeline>,
@@ -91,7 +92,16 @@ pub fn start_workers(
     tasks: &mut tokio::task::JoinSet<()>,
     stop: &CancellationToken,
 ) -> Result<RunningChannel, crate::destination::ConnectorError> {
-    let paused = previous.is_some_and(|p| p.shared.paused.load(Ordering::Relaxed));
+    let paused = match ctx.store.is_paused(&config.name) {
+        Ok(paused) => paused,
+        Err(e) => {
+            error!(channel = %config.name, error = %e, "cannot read whether the channel was paused");
+            previous.is_some_and(|p| p.shared.paused.load(Ordering::Relaxed))
+        }
+    };
+    if paused && previous.is_none() {
+        warn!(channel = %config.name, "channel starts paused, as it was left: resume it through the admin API");
+    }
     let shared = Arc::new(ChannelShared {
         name: config.name.clone(),
         ack: config.source.ack,

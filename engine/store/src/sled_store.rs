@@ -194,6 +194,8 @@ pub struct SledStore {
     inbox: sled::Tree,
     outbox: sled::Tree,
     control_ids: sled::Tree,
+    /// Per-channel state kept across restarts (paused channels), keyed by channel name.
+    channel_state: sled::Tree,
     inbox_leases: Arc<LeaseTable>,
     outbox_leases: Arc<LeaseTable>,
     inbox_depths: Depths,
@@ -253,6 +255,7 @@ impl SledStore {
             records: tree("records")?,
             bodies: tree("bodies")?,
             control_ids: tree("control_ids")?,
+            channel_state: tree("channel_state")?,
             inbox_depths: Depths::counted(&inbox)?,
             outbox_depths: Depths::counted(&outbox)?,
             inbox,
@@ -873,6 +876,25 @@ impl Store for SledStore {
         max: usize,
     ) -> Result<PruneBatch> {
         self.prune_batch(channel, rule, resume_after, max)
+    }
+
+    fn set_paused(&self, channel: &str, paused: bool) -> Result<()> {
+        let key = keys::channel(channel)?;
+        let written = if paused {
+            self.channel_state
+                .insert(key, b"paused".as_slice())
+                .map(drop)
+        } else {
+            self.channel_state.remove(key).map(drop)
+        };
+        written.map_err(StoreError::backend("recording a channel's paused state"))?;
+        self.flush()
+    }
+
+    fn is_paused(&self, channel: &str) -> Result<bool> {
+        self.channel_state
+            .contains_key(keys::channel(channel)?)
+            .map_err(StoreError::backend("reading a channel's paused state"))
     }
 
     fn flush(&self) -> Result<()> {

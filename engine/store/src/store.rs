@@ -116,6 +116,13 @@ pub trait Store: Send + Sync {
         max: usize,
     ) -> Result<PruneBatch>;
 
+    /// Durably remembers whether a channel is paused, so a channel paused for a maintenance window stays
+    /// paused when the engine restarts.
+    fn set_paused(&self, channel: &str, paused: bool) -> Result<()>;
+
+    /// Whether the channel was left paused.
+    fn is_paused(&self, channel: &str) -> Result<bool>;
+
     /// Makes everything written so far durable (blocking; for shutdown).
     fn flush(&self) -> Result<()>;
 }
