@@ -1,6 +1,7 @@
 //! The pipeline's promises under stress: a destination that is down never blocks the source, and a
 //! bad message (a script that throws, a script that loops forever, a malformed message) never blocks
-//! or loses the good ones.
+//! or loses the good ones; the HTTP source answers with the ACK; an unordered destination sends with
+//! several workers at once.
 #![allow(clippy::unwrap_used)]
 
 #[path = "support/admin.rs"]
@@ -206,4 +207,93 @@ fn http_source_answers_with_the_ack_and_rejects_a_malformed_body() {
         1,
         "the malformed body should be kept as errored"
     );
+}
+
+/// An HTTP server that answers every request 200 after `delay`, counting requests and the most it
+/// ever had in flight at once. Keeps connections alive, as a FHIR server does.
+fn slow_http_server(
+    delay: std::time::Duration,
+) -> (
+    SocketAddr,
+    std::sync::Arc<[std::sync::atomic::AtomicUsize; 3]>,
+) {
+    use std::io::{BufRead, BufReader, Read, Write};
+    use std::sync::atomic::Ordering::SeqCst;
+    // [requests done, in flight now, most in flight]
+    let stats = std::sync::Arc::new([0, 0, 0].map(std::sync::atomic::AtomicUsize::new));
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let shared = std::sync::Arc::clone(&stats);
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let stats = std::sync::Arc::clone(&shared);
+            std::thread::spawn(move || {
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                let mut stream = stream;
+                loop {
+                    let mut length = 0;
+                    loop {
+                        let mut line = String::new();
+                        if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                            return;
+                        }
+                        let lower = line.to_ascii_lowercase();
+                        if let Some(v) = lower.strip_prefix("content-length:") {
+                            length = v.trim().parse().unwrap();
+                        }
+                        if line == "\r\n" {
+                            break;
+                        }
+                    }
+                    let mut body = vec![0; length];
+                    reader.read_exact(&mut body).unwrap();
+                    let now = stats[1].fetch_add(1, SeqCst) + 1;
+                    stats[2].fetch_max(now, SeqCst);
+                    std::thread::sleep(delay);
+                    stats[1].fetch_sub(1, SeqCst);
+                    stats[0].fetch_add(1, SeqCst);
+                    let answer = "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n";
+                    if stream.write_all(answer.as_bytes()).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    (addr, stats)
+}
+
+#[test]
+fn an_unordered_destination_sends_with_several_workers_at_once() {
+    use std::sync::atomic::Ordering::SeqCst;
+    let dir = tempfile::tempdir().unwrap();
+    let (server, stats) = slow_http_server(std::time::Duration::from_millis(300));
+    let addr = SocketAddr::from(([127, 0, 0, 1], support::free_port()));
+    let mut engine = Engine::new(dir.path());
+    engine.channel(
+        "fhir.yaml",
+        &format!(
+            "name: fhir\n\
+             source:\n  mllp: {{ listen: \"{addr}\" }}\n\
+             destinations:\n  - name: server\n    http: {{ url: \"http://{server}/fhir\" }}\n    \
+             ordered: false\n    workers: 4\n"
+        ),
+    );
+    engine.start();
+    support::wait_listening(addr);
+    let mut client = MllpClient::connect(addr).unwrap();
+    for i in 0..12 {
+        assert_eq!(client.send(&adt(&format!("W{i}"))).unwrap().0, "AA");
+    }
+    assert!(
+        eventually(30, || stats[0].load(SeqCst) == 12),
+        "only {} of 12 delivered",
+        stats[0].load(SeqCst)
+    );
+    let most = stats[2].load(SeqCst);
+    assert!(
+        (2..=4).contains(&most),
+        "4 workers should have several requests in flight, never more than 4: most was {most}"
+    );
+    assert_eq!(engine.stop(), Some(0));
 }

@@ -599,6 +599,20 @@ impl Ctx<'_> {
         let ordered = d
             .ordered
             .unwrap_or(!matches!(kind, DestinationKind::Http(_)));
+        self.positive(&at.key("workers"), d.workers);
+        let order = match (ordered, d.workers) {
+            (true, Some(w)) if w > 1 => {
+                self.rule(
+                    &at.key("workers"),
+                    "needs 'ordered: false': an ordered queue sends one message at a time".into(),
+                );
+                DeliveryOrder::Ordered
+            }
+            (true, _) => DeliveryOrder::Ordered,
+            (false, workers) => DeliveryOrder::Unordered {
+                workers: workers.unwrap_or(1).max(1),
+            },
+        };
         Some(DestinationConfig {
             name: d.name.clone(),
             filter,
@@ -607,7 +621,7 @@ impl Ctx<'_> {
             retry,
             circuit_breaker,
             rate_limit: d.rate_limit,
-            ordered,
+            order,
         })
     }
 

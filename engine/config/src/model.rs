@@ -264,8 +264,21 @@ pub struct DestinationConfig {
     pub circuit_breaker: Option<CircuitBreaker>,
     /// Most messages per second; `None` = no limit.
     pub rate_limit: Option<u32>,
-    /// Send strictly in order (a failing head blocks the rest). Default: true except for HTTP.
-    pub ordered: bool,
+    /// How the queue is served. Default: ordered, except for HTTP.
+    pub order: DeliveryOrder,
+}
+
+/// How a destination's queue is served.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeliveryOrder {
+    /// Strictly in order, one message at a time: a failing head blocks the rest (HL7 feeds need order).
+    Ordered,
+    /// Oldest due message first, by `workers` concurrent senders (each with its own connection); a message
+    /// waiting for its retry does not hold back the others.
+    Unordered {
+        /// Concurrent senders, at least 1.
+        workers: u32,
+    },
 }
 
 /// A destination switched off by `when_env: NAME` because `NAME` is unset or empty. Only its

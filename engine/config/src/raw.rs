@@ -241,6 +241,7 @@ pub(crate) struct RawDestination {
     pub circuit_breaker: Option<RawCircuitBreaker>,
     pub rate_limit: Option<u32>,
     pub ordered: Option<bool>,
+    pub workers: Option<u32>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -36,6 +36,7 @@ destinations:
   - name: fhir-server
     http: { url: "http://127.0.0.1:8080/fhir", method: PUT, headers: { Authorization: "Bearer x" }, timeout: 10s }
     retry: { max_attempts: 3 }
+    workers: 4
   - name: next
     channel: other-channel-name
 "#;
@@ -118,7 +119,7 @@ fn the_full_example_loads_with_every_field() {
     assert_eq!(out.kind, DestinationKind::File(expected));
     assert_eq!(out.retry, RetryPolicy::default());
     assert!(
-        out.ordered
+        out.order == DeliveryOrder::Ordered
             && out.filter.is_none()
             && out.circuit_breaker.is_none()
             && out.rate_limit.is_none()
@@ -152,7 +153,7 @@ fn the_full_example_loads_with_every_field() {
     };
     assert_eq!(lab.circuit_breaker, Some(breaker));
     assert_eq!(lab.rate_limit, Some(50));
-    assert!(lab.ordered);
+    assert_eq!(lab.order, DeliveryOrder::Ordered);
 
     let server = &c.destinations[2];
     let DestinationKind::Http(http) = &server.kind else {
@@ -166,7 +167,11 @@ fn the_full_example_loads_with_every_field() {
     );
     assert_eq!(http.timeout, Duration::from_secs(10));
     assert_eq!(server.retry.max_attempts, MaxAttempts::Limit(3));
-    assert!(!server.ordered, "HTTP is unordered unless asked");
+    assert_eq!(
+        server.order,
+        DeliveryOrder::Unordered { workers: 4 },
+        "HTTP is unordered unless asked"
+    );
 
     assert_eq!(
         c.destinations[3].kind,
@@ -544,4 +549,15 @@ fn validate_checks_channels_against_each_other() {
         ["channels/b.yaml:3:19: address 127.0.0.1:2575 is already used by channel 'adt' at channels/a.yaml:3:19"]
     );
     assert!(validate(&channels[..1]).is_ok());
+}
+
+#[test]
+fn workers_need_an_unordered_queue() {
+    let yaml = format!("{MINIMAL}    workers: 3\n");
+    assert_eq!(
+        errors_of(&yaml),
+        ["channels/adt.yaml:7:14: destinations[0].workers: needs 'ordered: false': an ordered queue sends one message at a time"]
+    );
+    let yaml = format!("{MINIMAL}    ordered: false\n    workers: 0\n");
+    assert_eq!(errors_of(&yaml).len(), 1, "workers: 0 is refused");
 }

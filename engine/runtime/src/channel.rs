@@ -1,5 +1,5 @@
-//! A running channel: its source, the inbox worker that runs the pipeline, and one worker per
-//! destination that drains that destination's durable outbox.
+//! A running channel: its source, the inbox worker that runs the pipeline, and the senders of each
+//! destination that drain its durable outbox (one for an ordered destination, `workers` otherwise).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures::stream::{FuturesOrdered, StreamExt};
-use junction_config::{AckMode, ChannelConfig, DestinationConfig};
+use junction_config::{AckMode, ChannelConfig, DeliveryOrder, DestinationConfig};
 use junction_store::{
     Disposition, InboxLease, OutboxOrder, OutboxPoll, Processed, Settlement, Store, UnixMillis,
 };
@@ -16,14 +16,14 @@ use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
 use crate::backoff;
-use crate::breaker::{CircuitBreaker, Transition};
+use crate::breaker::Transition;
 use crate::channels::ChannelDirectory;
 use crate::destination::{Connector, Delivery};
 use crate::metrics::{inc, ChannelMetrics, DestinationMetrics};
 use crate::now_millis;
 use crate::pipeline::{Pipeline, Verdict};
 use crate::pool::WorkerPool;
-use crate::rate_limit::RateLimit;
+use crate::throttle::Throttle;
 
 /// Most inbox messages one worker round takes (they run in parallel on the pool, commit in order).
 const INBOX_BATCH: usize = 64;
@@ -113,7 +113,6 @@ pub fn start_workers(
     });
     let mut destinations = Vec::new();
     for d in &config.destinations {
-        let connector = Connector::build(&d.kind, ctx.directory)?;
         let metrics = previous
             .and_then(|p| p.destinations.iter().find(|o| o.name == d.name))
             .map_or_else(Arc::default, |o| Arc::clone(&o.metrics));
@@ -124,13 +123,25 @@ pub fn start_workers(
             notify: Arc::new(Notify::new()),
             metrics,
         });
-        tasks.spawn(destination_worker(
-            Arc::clone(&shared),
-            d.clone(),
-            connector,
-            Arc::clone(&rt),
-            stop.clone(),
-        ));
+        let (order, workers) = match d.order {
+            DeliveryOrder::Ordered => (OutboxOrder::Ordered, 1),
+            DeliveryOrder::Unordered { workers } => (OutboxOrder::Unordered, workers),
+        };
+        let throttle = Arc::new(Throttle::new(d, Instant::now()));
+        for _ in 0..workers {
+            let sender = Sender {
+                config: d.clone(),
+                order,
+                connector: Connector::build(&d.kind, ctx.directory)?,
+                throttle: Arc::clone(&throttle),
+            };
+            tasks.spawn(destination_worker(
+                Arc::clone(&shared),
+                sender,
+                Arc::clone(&rt),
+                stop.clone(),
+            ));
+        }
         destinations.push(rt);
     }
     tasks.spawn(inbox_worker(
@@ -262,26 +273,29 @@ fn finish(
     }
 }
 
+/// One sender of a destination: an ordered destination has one, an unordered one `workers`.
+struct Sender {
+    config: DestinationConfig,
+    order: OutboxOrder,
+    connector: Connector,
+    /// Shared by all senders of the destination.
+    throttle: Arc<Throttle>,
+}
+
 async fn destination_worker(
     ch: Arc<ChannelShared>,
-    config: DestinationConfig,
-    mut connector: Connector,
+    sender: Sender,
     rt: Arc<DestinationRuntime>,
     stop: CancellationToken,
 ) {
-    let order = if config.ordered {
-        OutboxOrder::Ordered
-    } else {
-        OutboxOrder::Unordered
-    };
-    let mut breaker = config
-        .circuit_breaker
-        .map(|c| CircuitBreaker::new(c.failures, c.cool_down));
-    let mut limiter = config
-        .rate_limit
-        .map(|r| RateLimit::new(f64::from(r), Instant::now()));
+    let Sender {
+        config,
+        order,
+        mut connector,
+        throttle,
+    } = sender;
     while !stop.is_cancelled() {
-        if let Some(wait) = breaker.as_ref().and_then(|b| b.wait(Instant::now())) {
+        if let Some(wait) = throttle.breaker_wait(Instant::now()) {
             if !idle_for(wait, &stop).await {
                 return;
             }
@@ -311,10 +325,8 @@ async fn destination_worker(
                 continue;
             }
         };
-        if let Some(limiter) = limiter.as_mut() {
-            while let Err(wait) = limiter.acquire(Instant::now()) {
-                tokio::time::sleep(wait).await;
-            }
+        while let Err(wait) = throttle.acquire(Instant::now()) {
+            tokio::time::sleep(wait).await;
         }
         let started = Instant::now();
         let delivery = connector.deliver(&lease, &ch.store).await;
@@ -325,11 +337,9 @@ async fn destination_worker(
         match &settlement {
             Settlement::Sent { .. } => {
                 inc(&rt.metrics.sent);
-                if let Some(b) = breaker.as_mut() {
-                    if b.success() == Transition::Closed {
-                        rt.metrics.circuit_open.store(false, Ordering::Relaxed);
-                        info!(channel = %ch.name, destination = %config.name, "circuit closed: destination is answering again");
-                    }
+                if throttle.success() == Transition::Closed {
+                    rt.metrics.circuit_open.store(false, Ordering::Relaxed);
+                    info!(channel = %ch.name, destination = %config.name, "circuit closed: destination is answering again");
                 }
             }
             Settlement::Retry { error, .. } => {
@@ -341,13 +351,11 @@ async fn destination_worker(
                 warn!(channel = %ch.name, destination = %config.name, control_id, seq, attempt, error = %error, "delivery failed for good; message errored");
             }
         }
-        if !matches!(settlement, Settlement::Sent { .. }) {
-            if let Some(b) = breaker.as_mut() {
-                if b.failure(Instant::now()) == Transition::Opened {
-                    rt.metrics.circuit_open.store(true, Ordering::Relaxed);
-                    warn!(channel = %ch.name, destination = %config.name, "circuit open: pausing deliveries for the cool-down");
-                }
-            }
+        if !matches!(settlement, Settlement::Sent { .. })
+            && throttle.failure(Instant::now()) == Transition::Opened
+        {
+            rt.metrics.circuit_open.store(true, Ordering::Relaxed);
+            warn!(channel = %ch.name, destination = %config.name, "circuit open: pausing deliveries for the cool-down");
         }
         if let Err(e) = ch.store.settle(lease, now_millis(), settlement) {
             error!(channel = %ch.name, destination = %config.name, control_id, seq, error = %e, "cannot record the delivery; it will be retried");

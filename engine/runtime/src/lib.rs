@@ -19,6 +19,7 @@ mod reload;
 pub mod retention;
 mod runtime;
 mod source;
+mod throttle;
 
 use std::path::{Path, PathBuf};
 
