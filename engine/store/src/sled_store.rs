@@ -381,8 +381,14 @@ impl SledStore {
             write(&self.control_ids, k, &[], "indexing a control id")?;
         }
         for q in &c.queued {
-            write(&self.outbox, &q.outbox_key, &q.entry, "queueing an output")?;
-            self.outbox_depths.add(&q.prefix);
+            let previous = self
+                .outbox
+                .insert(q.outbox_key.as_slice(), q.entry.as_slice())
+                .map_err(StoreError::backend("queueing an output"))?;
+            // A rerun after a failed completion finds its entry already queued: count it once.
+            if previous.is_none() {
+                self.outbox_depths.add(&q.prefix);
+            }
         }
         self.inbox
             .remove(c.message_key.as_slice())
