@@ -86,6 +86,24 @@ fn register_first(engine: &mut Engine, name: &str, convert: Convert) {
     );
 }
 
+/// Registers `fx.<name>(seg, field)`: a time conversion of the field's first component in the
+/// message's zone.
+fn register_zoned(
+    engine: &mut Engine,
+    name: &str,
+    convert: fn(&str, Option<i16>) -> Option<String>,
+) {
+    engine.register_fn(
+        name,
+        move |c: NativeCallContext, fx: &mut FhirContext, s: Dynamic, f: INT| -> Res<Dynamic> {
+            Ok(opt_str(convert(
+                fx.rep(seg_index(&c, s)?, f).comp(1),
+                fx.0.zone,
+            )))
+        },
+    );
+}
+
 /// The shipped maps, parsed once per process and shared by every channel without maps of its own.
 fn shipped_vocab() -> Result<Arc<Vocab>, VocabError> {
     static SHIPPED: OnceLock<Arc<Vocab>> = OnceLock::new();
@@ -342,24 +360,8 @@ fn register_datatypes(engine: &mut Engine) {
             Ok(opt_str(time::date(fx.rep(seg_index(&c, s)?, f).comp(1))))
         },
     );
-    engine.register_fn(
-        "datetime",
-        |c: NativeCallContext, fx: &mut FhirContext, s: Dynamic, f: INT| -> Res<Dynamic> {
-            Ok(opt_str(time::datetime(
-                fx.rep(seg_index(&c, s)?, f).comp(1),
-                fx.0.zone,
-            )))
-        },
-    );
-    engine.register_fn(
-        "instant",
-        |c: NativeCallContext, fx: &mut FhirContext, s: Dynamic, f: INT| -> Res<Dynamic> {
-            Ok(opt_str(time::instant(
-                fx.rep(seg_index(&c, s)?, f).comp(1),
-                fx.0.zone,
-            )))
-        },
-    );
+    register_zoned(engine, "datetime", time::datetime);
+    register_zoned(engine, "instant", time::instant);
     engine.register_fn(
         "period",
         |c: NativeCallContext,
