@@ -6,21 +6,14 @@
 #![allow(clippy::unwrap_used)]
 
 use std::hint::black_box;
-use std::path::PathBuf;
 
 use criterion::{criterion_group, criterion_main, Criterion};
+use junction_benches::test_message;
 use junction_hl7::ack::{build_ack, next_control_id, AckCode, AckError, AckMode};
 use junction_hl7::{Message, MshHeader};
 
-fn message(name: &str) -> Vec<u8> {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../tests/messages")
-        .join(name);
-    std::fs::read(path).unwrap()
-}
-
 fn listener_steps(c: &mut Criterion) {
-    let bytes = message("adt_a01_1kb.hl7");
+    let bytes = test_message("adt_a01_1kb.hl7");
     let header = MshHeader::peek(&bytes).unwrap();
     let mut g = c.benchmark_group("ack ADT^A01 1 KB");
     g.bench_function("peek MSH", |b| {

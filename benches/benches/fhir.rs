@@ -2,19 +2,14 @@
 //! ADT^A01 and ORU^R01 with 50 OBX, with parsing alone measured in the same run as the reference.
 #![allow(clippy::unwrap_used)]
 
-use std::path::PathBuf;
-
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use junction_benches::{repo, test_message};
 use junction_hl7::MessageBuf;
 use junction_script::{ScriptEngine, ScriptOptions, ScriptSource};
 use rhai::Map;
 
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
 fn adt() -> String {
-    std::fs::read_to_string(repo().join("tests/messages/fhir/adt_a01.hl7")).unwrap()
+    String::from_utf8(test_message("fhir/adt_a01.hl7")).unwrap()
 }
 
 /// An ORU^R01 with one OBR and 50 numeric OBX, each with units, range and flag.

@@ -11,17 +11,10 @@
 
 use std::borrow::Cow;
 use std::hint::black_box;
-use std::path::PathBuf;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use junction_benches::test_message;
 use junction_hl7::{FieldPath, Message, MessageBuf, Path};
-
-fn message(name: &str) -> Vec<u8> {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../tests/messages")
-        .join(name);
-    std::fs::read(path).unwrap()
-}
 
 /// Junction's zero-copy view: values come back borrowed unless they hold an escape sequence.
 fn junction_view(bytes: &[u8], pid51: &Path, obx5: &FieldPath) -> Vec<String> {
@@ -100,7 +93,7 @@ fn bench(c: &mut Criterion) {
         ("adt_a01_1kb", "adt_a01_1kb.hl7", 0),
         ("oru_r01_50obx", "oru_r01_v251.hl7", 50),
     ] {
-        let bytes = message(file);
+        let bytes = test_message(file);
         let text = std::str::from_utf8(&bytes).unwrap();
         // The three parsers must agree on what they read, or the comparison means nothing.
         let expected = junction_view(&bytes, &pid51, &obx5);
