@@ -12,6 +12,8 @@ mod engine;
 mod support;
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+use std::sync::Arc;
 
 use engine::{adt, control_ids_in, eventually, Engine, MllpClient};
 use junction_store::{ListFilter, SledStore, Status, Store};
@@ -209,24 +211,25 @@ fn http_source_answers_with_the_ack_and_rejects_a_malformed_body() {
     );
 }
 
+/// What the slow HTTP server saw.
+#[derive(Default)]
+struct HttpStats {
+    done: AtomicUsize,
+    in_flight: AtomicUsize,
+    most_in_flight: AtomicUsize,
+}
+
 /// An HTTP server that answers every request 200 after `delay`, counting requests and the most it
 /// ever had in flight at once. Keeps connections alive, as a FHIR server does.
-fn slow_http_server(
-    delay: std::time::Duration,
-) -> (
-    SocketAddr,
-    std::sync::Arc<[std::sync::atomic::AtomicUsize; 3]>,
-) {
+fn slow_http_server(delay: std::time::Duration) -> (SocketAddr, Arc<HttpStats>) {
     use std::io::{BufRead, BufReader, Read, Write};
-    use std::sync::atomic::Ordering::SeqCst;
-    // [requests done, in flight now, most in flight]
-    let stats = std::sync::Arc::new([0, 0, 0].map(std::sync::atomic::AtomicUsize::new));
+    let stats = Arc::new(HttpStats::default());
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
-    let shared = std::sync::Arc::clone(&stats);
+    let shared = Arc::clone(&stats);
     std::thread::spawn(move || {
         for stream in listener.incoming().flatten() {
-            let stats = std::sync::Arc::clone(&shared);
+            let stats = Arc::clone(&shared);
             std::thread::spawn(move || {
                 let mut reader = BufReader::new(stream.try_clone().unwrap());
                 let mut stream = stream;
@@ -247,11 +250,11 @@ fn slow_http_server(
                     }
                     let mut body = vec![0; length];
                     reader.read_exact(&mut body).unwrap();
-                    let now = stats[1].fetch_add(1, SeqCst) + 1;
-                    stats[2].fetch_max(now, SeqCst);
+                    let now = stats.in_flight.fetch_add(1, SeqCst) + 1;
+                    stats.most_in_flight.fetch_max(now, SeqCst);
                     std::thread::sleep(delay);
-                    stats[1].fetch_sub(1, SeqCst);
-                    stats[0].fetch_add(1, SeqCst);
+                    stats.in_flight.fetch_sub(1, SeqCst);
+                    stats.done.fetch_add(1, SeqCst);
                     let answer = "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n";
                     if stream.write_all(answer.as_bytes()).is_err() {
                         return;
@@ -265,7 +268,6 @@ fn slow_http_server(
 
 #[test]
 fn an_unordered_destination_sends_with_several_workers_at_once() {
-    use std::sync::atomic::Ordering::SeqCst;
     let dir = tempfile::tempdir().unwrap();
     let (server, stats) = slow_http_server(std::time::Duration::from_millis(300));
     let addr = SocketAddr::from(([127, 0, 0, 1], support::free_port()));
@@ -286,11 +288,11 @@ fn an_unordered_destination_sends_with_several_workers_at_once() {
         assert_eq!(client.send(&adt(&format!("W{i}"))).unwrap().0, "AA");
     }
     assert!(
-        eventually(30, || stats[0].load(SeqCst) == 12),
+        eventually(30, || stats.done.load(SeqCst) == 12),
         "only {} of 12 delivered",
-        stats[0].load(SeqCst)
+        stats.done.load(SeqCst)
     );
-    let most = stats[2].load(SeqCst);
+    let most = stats.most_in_flight.load(SeqCst);
     assert!(
         (2..=4).contains(&most),
         "4 workers should have several requests in flight, never more than 4: most was {most}"
