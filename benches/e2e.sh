@@ -3,12 +3,15 @@
 # to a sink, driven by junction-load at 1, 8 and 32 connections, with `junction listen` (no store,
 # no scripts) measured in the same run as the ceiling.
 #   benches/e2e.sh [messages-per-run] [repeats]
+# JUNCTION_BIN=path runs another build of the engine and sink (e.g. one built with --no-default-features,
+# the system allocator) against the same load generator, for side-by-side comparisons.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 messages=${1:-20000}
 repeat=${2:-3}
 cargo build --release -p junction-cli -p junction-benches --bins >/dev/null
 bin=$PWD/target/release
+junction=${JUNCTION_BIN:-$bin/junction}
 work=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null; wait 2>/dev/null; rm -rf "$work"' EXIT
 mkdir -p "$work/channels" "$work/scripts"
@@ -26,10 +29,10 @@ destinations:
     transform: scripts/transform.rhai
     mllp: { connect: "127.0.0.1:$sink_port" }
 YAML
-"$bin/junction" listen --port "$sink_port" --out /dev/null --max-connections 8 2>"$work/sink.log" &
-"$bin/junction" run --channels "$work/channels" --data "$work/data" 2>"$work/engine.log" &
+"$junction" listen --port "$sink_port" --out /dev/null --max-connections 8 2>"$work/sink.log" &
+"$junction" run --channels "$work/channels" --data "$work/data" 2>"$work/engine.log" &
 for _ in $(seq 100); do (: >/dev/tcp/127.0.0.1/$in_port) 2>/dev/null && break; sleep 0.1; done
-"$bin/junction-load" --to "127.0.0.1:$in_port" --junction "$bin/junction" \
+"$bin/junction-load" --to "127.0.0.1:$in_port" --junction "$junction" \
   --connections 1,8,32 --messages "$messages" --repeat "$repeat"
 sleep 2
 echo "engine errors/warnings: $(grep -c -E 'WARN|ERROR' "$work/engine.log" || true)"
