@@ -1,0 +1,1 @@
+//! End-to-end tests of channel sources, ACK policies, rules and logs (being written).
