@@ -2,6 +2,8 @@
 //! engine stopped, the same answers through the admin API while it runs, and the audit log of it all.
 #![allow(clippy::unwrap_used)]
 
+#[path = "support/admin.rs"]
+mod admin;
 #[path = "support/engine.rs"]
 mod engine;
 #[path = "support/mod.rs"]
@@ -24,16 +26,34 @@ fn channel_yaml(addr: SocketAddr, sink: SocketAddr, transform: &str) -> String {
     )
 }
 
-/// `junction messages ARGS --channel adt --data DATA`.
+/// `junction messages ARGS --channel adt --data DATA`, with a `$USER` that is not the caller's: the
+/// audit log must name the real user anyway.
 fn messages(data: &Path, args: &[&str]) -> Output {
     Command::new(support::junction_bin())
         .arg("messages")
         .args(args)
         .args(["--channel", "adt", "--data"])
         .arg(data)
-        .env("USER", "auditor")
+        .env("USER", "impostor")
         .output()
         .unwrap()
+}
+
+/// The name of the user running the tests, from the real uid.
+fn real_user() -> String {
+    let id = Command::new("id").arg("-run").output().unwrap();
+    assert!(id.status.success());
+    String::from_utf8(id.stdout).unwrap().trim().to_owned()
+}
+
+/// The sequence id of the copy in a reprocess report line `message SEQ reprocessed as COPY ...`.
+fn copy_of(report: &str, seq: &str) -> String {
+    report
+        .split(&format!("message {seq} reprocessed as "))
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no copy of {seq} reported: {report}"))
+        .to_owned()
 }
 
 fn stdout(out: &Output) -> String {
@@ -174,13 +194,7 @@ fn list_show_and_reprocess_a_stopped_engines_messages() {
         &engine.data,
         &["reprocess", "--status", "errored"],
     ));
-    let copy_seq = report
-        .split("reprocessed as ")
-        .nth(1)
-        .and_then(|r| r.split_whitespace().next())
-        .unwrap_or_else(|| panic!("no copy reported: {report}"))
-        .to_owned();
-    assert!(report.contains(&format!("message {bad_seq} reprocessed as {copy_seq}")));
+    let copy_seq = copy_of(&report, &bad_seq);
     let again = messages(&engine.data, &["reprocess", "--status", "errored"]);
     assert!(
         !again.status.success(),
@@ -209,15 +223,50 @@ fn list_show_and_reprocess_a_stopped_engines_messages() {
         "{newest}"
     );
 
+    // Only the outputs: the one destination's payload, not the raw message or the history.
+    let transformed = stdout(&messages(
+        &engine.data,
+        &["show", &good_seq, "--transformed"],
+    ));
+    assert!(
+        transformed.contains("output for sink (application/hl7-v2)")
+            && transformed.contains("PID|1||GOOD1^^^FAC^MR")
+            && !transformed.contains("raw message")
+            && !transformed.contains("attempt 1"),
+        "{transformed}"
+    );
+
+    // Named sequence ids are run again even when delivered before; both copies go out on restart.
+    let report = stdout(&messages(
+        &engine.data,
+        &["reprocess", &good_seq, &copy_seq],
+    ));
+    let good_copy = copy_of(&report, &good_seq);
+    let second_copy = copy_of(&report, &copy_seq);
+    engine.start();
+    assert!(eventually(30, || control_ids_in(&sink_file).len() == 5));
+    assert_eq!(engine.stop(), Some(0));
+    assert_eq!(
+        control_ids_in(&sink_file),
+        ["GOOD1", "GOOD3", "THROW2", "GOOD1", "THROW2"]
+    );
+    for (original, copy) in [(&good_seq, &good_copy), (&copy_seq, &second_copy)] {
+        let shown = stdout(&messages(&engine.data, &["show", copy]));
+        assert_eq!(&field(&shown, "reprocess of"), original, "{shown}");
+        assert!(shown.contains("attempt 1 to sink: sent"), "{shown}");
+    }
+
     // Every access is in the audit log: who, what, when.
     let audit = std::fs::read_to_string(engine.data.join("audit.jsonl")).unwrap();
     let entries: Vec<serde_json::Value> = audit
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
+    let user = real_user();
+    assert_ne!(user, "impostor");
     assert!(entries
         .iter()
-        .all(|e| e["who"] == "auditor" && e["via"] == "cli"));
+        .all(|e| e["who"] == user.as_str() && e["via"] == "cli"));
     assert!(entries
         .iter()
         .all(|e| e["at"].as_str().unwrap().ends_with('Z')));
@@ -234,18 +283,39 @@ fn list_show_and_reprocess_a_stopped_engines_messages() {
         .any(|e| e["action"] == "list" && e["detail"].as_str().unwrap().contains("errored")));
     let reprocess = entries.iter().find(|e| e["action"] == "reprocess").unwrap();
     assert_eq!(reprocess["detail"], format!("copy {copy_seq}"));
+    assert!(has("show", &good_copy) && has("reprocess", &good_seq));
+}
+
+/// Two MLLP destinations, `sink` and `sink2`, after the given transform.
+fn two_sink_yaml(addr: SocketAddr, sink: SocketAddr, sink2: SocketAddr, transform: &str) -> String {
+    format!(
+        "{}  - name: sink2\n    mllp: {{ connect: \"{sink2}\" }}\n",
+        channel_yaml(addr, sink, transform)
+    )
 }
 
 #[test]
-fn the_admin_api_answers_like_the_store_files() {
+fn the_admin_api_answers_like_the_store_files_and_reprocesses_live() {
     let dir = tempfile::tempdir().unwrap();
-    let (_sink, sink) = support::spawn_listen(&dir.path().join("sink.hl7"));
+    let sink_file = dir.path().join("sink.hl7");
+    let sink2_file = dir.path().join("sink2.hl7");
+    let (_sink, sink) = support::spawn_listen(&sink_file);
+    let (_sink2, sink2) = support::spawn_listen(&sink2_file);
     let addr = SocketAddr::from(([127, 0, 0, 1], support::free_port()));
     let admin = SocketAddr::from(([127, 0, 0, 1], support::free_port()));
     let engine = Engine::new(dir.path());
-    engine.channel("adt.yaml", &channel_yaml(addr, sink, THROWING));
-    let token = dir.path().join("token");
-    std::fs::write(&token, "s3cret\n").unwrap();
+    engine.channel("adt.yaml", &two_sink_yaml(addr, sink, sink2, THROWING));
+    // The engine's token file names two people; each client file holds one of the tokens.
+    let tokens = dir.path().join("tokens");
+    std::fs::write(
+        &tokens,
+        "# who may browse\nops s3cret-ops\nalice s3cret-alice\n",
+    )
+    .unwrap();
+    let ops_token = dir.path().join("ops-token");
+    std::fs::write(&ops_token, "s3cret-ops\n").unwrap();
+    let alice_token = dir.path().join("alice-token");
+    std::fs::write(&alice_token, "alice s3cret-alice\n").unwrap();
     let run = support::Process(
         Command::new(support::junction_bin())
             .args(["run", "--channels"])
@@ -253,7 +323,8 @@ fn the_admin_api_answers_like_the_store_files() {
             .arg("--data")
             .arg(&engine.data)
             .args(["--admin", &admin.to_string(), "--admin-token-file"])
-            .arg(&token)
+            .arg(&tokens)
+            .env_remove("JUNCTION_ADMIN_TOKEN")
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -262,27 +333,31 @@ fn the_admin_api_answers_like_the_store_files() {
     support::wait_listening(addr);
     support::wait_listening(admin);
     let mut client = MllpClient::connect(addr).unwrap();
-    for id in ["GOOD1", "THROW2"] {
+    for id in ["GOOD1", "THROW2", "THROW3"] {
         assert_eq!(client.send(&adt(id)).unwrap().0, "AA");
     }
-    let sink_file = dir.path().join("sink.hl7");
-    assert!(eventually(30, || control_ids_in(&sink_file).len() == 1));
+    assert!(eventually(30, || control_ids_in(&sink_file).len() == 1
+        && control_ids_in(&sink2_file).len() == 1));
 
     let admin_addr = admin.to_string();
-    let online = |args: &[&str]| {
+    let online_as = |token: &Path, args: &[&str]| {
         let mut all = args.to_vec();
         all.extend(["--admin", &admin_addr]);
         Command::new(support::junction_bin())
             .arg("messages")
             .args(&all)
             .args(["--channel", "adt", "--admin-token-file"])
-            .arg(&token)
+            .arg(token)
+            .env_remove("JUNCTION_ADMIN_TOKEN")
             .output()
             .unwrap()
     };
+    let online = |args: &[&str]| online_as(&ops_token, args);
     let list = stdout(&online(&["list"]));
+    let (_, good_seq) = line_of(&list, "GOOD1");
     let (_, bad_seq) = line_of(&list, "THROW2");
-    let show = stdout(&online(&["show", &bad_seq]));
+    let (_, bad3_seq) = line_of(&list, "THROW3");
+    let show = stdout(&online_as(&alice_token, &["show", &bad_seq]));
     assert!(show.contains("cannot map this one"), "{show}");
     let wrong = Command::new(support::junction_bin())
         .args([
@@ -298,7 +373,50 @@ fn the_admin_api_answers_like_the_store_files() {
         .unwrap();
     assert!(!wrong.status.success());
 
+    // A named message, again, to one destination only: the running engine delivers the copy at once.
+    let report = stdout(&online(&["reprocess", &good_seq, "--destination", "sink2"]));
+    let good_copy = copy_of(&report, &good_seq);
+    assert!(eventually(30, || control_ids_in(&sink2_file).len() == 2));
+    let copy = stdout(&online(&["show", &good_copy]));
+    assert_eq!(
+        field(&copy, "reprocess of"),
+        format!("{good_seq} (only destination sink2)"),
+        "{copy}"
+    );
+    assert!(copy.contains("attempt 1 to sink2: sent"), "{copy}");
+    assert!(
+        !copy.contains("to sink:"),
+        "only sink2 was asked for:\n{copy}"
+    );
+    assert_eq!(
+        field(&stdout(&online(&["show", &good_seq])), "reprocessed as"),
+        good_copy
+    );
+
+    // Fix the script, reload, and run every errored message again through the admin API.
+    engine.channel("adt.yaml", &two_sink_yaml(addr, sink, sink2, ""));
+    let (status, body) = admin::http(admin, "POST", "/reload", Some("s3cret-ops"));
+    assert_eq!(status, 200, "{body}");
+    let report = stdout(&online(&["reprocess", "--status", "errored"]));
+    let copies = [copy_of(&report, &bad_seq), copy_of(&report, &bad3_seq)];
+    assert!(eventually(30, || control_ids_in(&sink_file).len() == 3));
+    assert_eq!(control_ids_in(&sink_file), ["GOOD1", "THROW2", "THROW3"]);
+    assert!(eventually(30, || control_ids_in(&sink2_file).len() == 4));
+    for (original, copy) in [(&bad_seq, &copies[0]), (&bad3_seq, &copies[1])] {
+        let shown = stdout(&online(&["show", copy]));
+        assert_eq!(&field(&shown, "reprocess of"), original, "{shown}");
+        assert!(shown.contains("attempt 1 to sink: sent"), "{shown}");
+        let original_shown = stdout(&online(&["show", original]));
+        assert_eq!(&field(&original_shown, "reprocessed as"), copy);
+    }
+    // Each errored message is reprocessed once by status.
+    assert!(!online(&["reprocess", "--status", "errored"])
+        .status
+        .success());
+
     // Stop the engine (SIGTERM) and read the same store offline: the same text.
+    let list = stdout(&online(&["list"]));
+    let show = stdout(&online(&["show", &bad_seq]));
     Command::new("kill")
         .args(["-TERM", &run.0.id().to_string()])
         .status()
@@ -307,8 +425,23 @@ fn the_admin_api_answers_like_the_store_files() {
     run.0.wait().unwrap();
     assert_eq!(stdout(&messages(&engine.data, &["list"])), list);
     assert_eq!(stdout(&messages(&engine.data, &["show", &bad_seq])), show);
+
+    // The audit log names the token each API request used.
     let audit = std::fs::read_to_string(engine.data.join("audit.jsonl")).unwrap();
-    assert!(audit
+    let api: Vec<serde_json::Value> = audit
         .lines()
-        .any(|l| l.contains("\"via\":\"api\"") && l.contains("\"show\"")));
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|e| e["via"] == "api")
+        .collect();
+    let by = |who: &str, action: &str, seq: &str| {
+        api.iter().any(|e| {
+            e["who"] == who
+                && e["action"] == action
+                && e["seq"].as_u64().map(|s| s.to_string()).as_deref() == Some(seq)
+        })
+    };
+    assert!(by("alice", "show", &bad_seq), "{audit}");
+    assert!(by("ops", "reprocess", &good_seq), "{audit}");
+    assert!(by("ops", "reprocess", &bad3_seq), "{audit}");
+    assert!(api.iter().all(|e| e["who"] == "ops" || e["who"] == "alice"));
 }

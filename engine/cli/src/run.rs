@@ -24,7 +24,8 @@ pub struct RunArgs {
     /// JUNCTION_ADMIN_TOKEN or --admin-token-file; without one the API stays off.
     #[arg(long, value_name = "ADDR")]
     admin: Option<SocketAddr>,
-    /// File holding the admin API bearer token (instead of JUNCTION_ADMIN_TOKEN).
+    /// File of admin API tokens (instead of JUNCTION_ADMIN_TOKEN): one per line, `NAME TOKEN`, or a
+    /// bare `TOKEN` named `admin`; the audit log records the name of the token each request used.
     #[arg(long, value_name = "FILE")]
     admin_token_file: Option<PathBuf>,
 }
@@ -100,9 +101,9 @@ type AdminHandle = (
 /// leave the engine running without the API: the channels matter more than their dashboard.
 async fn start_admin(args: &RunArgs, engine: &Arc<Runtime>) -> Option<AdminHandle> {
     let addr = args.admin?;
-    let token = match crate::status::admin_token(args.admin_token_file.as_deref()) {
-        Ok(Some(token)) => token,
-        Ok(None) => {
+    let tokens = match crate::status::admin_tokens(args.admin_token_file.as_deref()) {
+        Ok(tokens) if !tokens.is_empty() => tokens,
+        Ok(_) => {
             warn!(%addr, "admin API not started: no token configured (set JUNCTION_ADMIN_TOKEN or --admin-token-file)");
             return None;
         }
@@ -120,7 +121,7 @@ async fn start_admin(args: &RunArgs, engine: &Arc<Runtime>) -> Option<AdminHandl
     };
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let config = admin::AdminConfig {
-        token,
+        tokens,
         channels_dir: args.channels.clone(),
         data_dir: args.data.clone(),
     };

@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Args;
+use junction_runtime::admin::{self, AdminToken};
 use serde_json::Value;
 
 /// Environment variable holding the admin API token.
@@ -18,7 +19,8 @@ pub struct StatusArgs {
     /// Address of the engine's admin API (`junction run --admin`).
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:9090")]
     admin: String,
-    /// File holding the admin API bearer token (instead of JUNCTION_ADMIN_TOKEN).
+    /// File holding the admin API bearer token (instead of JUNCTION_ADMIN_TOKEN); its first token
+    /// is used.
     #[arg(long, value_name = "FILE")]
     admin_token_file: Option<PathBuf>,
     /// Print the API's JSON instead of a table.
@@ -26,16 +28,36 @@ pub struct StatusArgs {
     json: bool,
 }
 
-/// The admin token from `file` when given, else from JUNCTION_ADMIN_TOKEN; `None` when neither is
-/// set or the value is blank. Surrounding whitespace (a trailing newline in a file) is dropped.
+/// The admin tokens from `file` when given (one per line, `NAME TOKEN` or a bare `TOKEN` named
+/// `admin`), else the one in JUNCTION_ADMIN_TOKEN (named `env`); empty when neither is set or the
+/// value is blank.
+pub fn admin_tokens(file: Option<&Path>) -> Result<Vec<AdminToken>, String> {
+    match file {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| format!("cannot read token file {}: {e}", path.display()))?;
+            admin::parse_token_file(&text)
+                .map_err(|e| format!("token file {}: {e}", path.display()))
+        }
+        None => {
+            let raw = std::env::var(TOKEN_ENV).unwrap_or_default();
+            let secret = raw.trim();
+            Ok(if secret.is_empty() {
+                Vec::new()
+            } else {
+                vec![AdminToken {
+                    name: admin::ENV_TOKEN_NAME.to_owned(),
+                    secret: secret.to_owned(),
+                }]
+            })
+        }
+    }
+}
+
+/// The token a client command sends: the first one of [`admin_tokens`], so the engine's own token
+/// file works for the CLI too.
 pub fn admin_token(file: Option<&Path>) -> Result<Option<String>, String> {
-    let raw = match file {
-        Some(path) => std::fs::read_to_string(path)
-            .map_err(|e| format!("cannot read token file {}: {e}", path.display()))?,
-        None => std::env::var(TOKEN_ENV).unwrap_or_default(),
-    };
-    let token = raw.trim();
-    Ok((!token.is_empty()).then(|| token.to_owned()))
+    Ok(admin_tokens(file)?.into_iter().next().map(|t| t.secret))
 }
 
 /// Why the engine could not be asked.

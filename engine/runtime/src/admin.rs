@@ -1,13 +1,14 @@
 //! The admin HTTP API: health, channel status, pause/resume, Prometheus metrics, reload, and the
 //! message browser (list, show, reprocess) while the engine runs. Off unless
-//! `junction run --admin` is given; every request carries the bearer token.
+//! `junction run --admin` is given; every request carries a bearer token, and the audit log records
+//! the name of the token used.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use axum::extract::{Path, Query, Request, State};
+use axum::extract::{Extension, Path, Query, Request, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -22,10 +23,101 @@ use crate::metrics::{self, ChannelStatus};
 use crate::reload::ReloadError;
 use crate::Runtime;
 
+/// One admin API token and the name the audit log records for requests that carry it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AdminToken {
+    /// Who holds the token, e.g. `ops` or `alice`; never the token itself.
+    pub name: String,
+    /// The bearer secret.
+    pub secret: String,
+}
+
+/// The name of a token given as a bare line (no name) in a token file.
+pub const DEFAULT_TOKEN_NAME: &str = "admin";
+
+/// The name of the token taken from the `JUNCTION_ADMIN_TOKEN` environment variable.
+pub const ENV_TOKEN_NAME: &str = "env";
+
+/// Why a token file cannot be used.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum TokenFileError {
+    /// A line has more than `NAME TOKEN`.
+    #[error("line {line}: expected `TOKEN` or `NAME TOKEN`, found {words} words")]
+    Malformed {
+        /// 1-based line number.
+        line: usize,
+        /// How many whitespace-separated words it has.
+        words: usize,
+    },
+    /// Two lines give the same name, so the audit log could not tell them apart.
+    #[error("line {line}: token name `{name}` is already used on line {first}")]
+    DuplicateName {
+        /// 1-based line number of the repeat.
+        line: usize,
+        /// The name.
+        name: String,
+        /// 1-based line number of the first use.
+        first: usize,
+    },
+    /// Two lines give the same secret, so the audit log could not tell who used it.
+    #[error("line {line}: the same token is already given on line {first}")]
+    DuplicateSecret {
+        /// 1-based line number of the repeat.
+        line: usize,
+        /// 1-based line number of the first use.
+        first: usize,
+    },
+}
+
+/// Parse a token file: one token per line, `NAME TOKEN` or a bare `TOKEN` (named
+/// [`DEFAULT_TOKEN_NAME`]); blank lines and lines starting with `#` are skipped.
+pub fn parse_token_file(text: &str) -> Result<Vec<AdminToken>, TokenFileError> {
+    let mut tokens: Vec<(usize, AdminToken)> = Vec::new();
+    for (index, raw) in text.lines().enumerate() {
+        let line = index + 1;
+        let trimmed = raw.trim();
+        if trimmed.is_empty() || trimmed.starts_with('#') {
+            continue;
+        }
+        let words: Vec<&str> = trimmed.split_whitespace().collect();
+        let (name, secret) = match words.as_slice() {
+            [secret] => (DEFAULT_TOKEN_NAME, *secret),
+            [name, secret] => (*name, *secret),
+            _ => {
+                return Err(TokenFileError::Malformed {
+                    line,
+                    words: words.len(),
+                })
+            }
+        };
+        if let Some((first, _)) = tokens.iter().find(|(_, t)| t.name == name) {
+            return Err(TokenFileError::DuplicateName {
+                line,
+                name: name.to_owned(),
+                first: *first,
+            });
+        }
+        if let Some((first, _)) = tokens.iter().find(|(_, t)| t.secret == secret) {
+            return Err(TokenFileError::DuplicateSecret {
+                line,
+                first: *first,
+            });
+        }
+        tokens.push((
+            line,
+            AdminToken {
+                name: name.to_owned(),
+                secret: secret.to_owned(),
+            },
+        ));
+    }
+    Ok(tokens.into_iter().map(|(_, t)| t).collect())
+}
+
 /// How the admin API is set up.
 pub struct AdminConfig {
-    /// The bearer token every request must carry.
-    pub token: String,
+    /// The tokens a request may carry (at least one), each named for the audit log.
+    pub tokens: Vec<AdminToken>,
     /// The folder `POST /reload` re-reads.
     pub channels_dir: PathBuf,
     /// The data folder, whose `audit.jsonl` records every message access through the API.
@@ -36,7 +128,7 @@ pub struct AdminConfig {
 #[derive(Clone)]
 struct Admin {
     runtime: Arc<Runtime>,
-    token: Arc<[u8]>,
+    tokens: Arc<[AdminToken]>,
     channels_dir: Arc<std::path::Path>,
     audit: Arc<AuditLog>,
 }
@@ -60,15 +152,33 @@ fn json_response(status: StatusCode, body: &Value) -> Response {
         .into_response()
 }
 
-async fn require_token(State(admin): State<Admin>, request: Request, next: Next) -> Response {
+/// The name of the token that matches `given`. Every token is compared, so the time taken does not
+/// say which one (if any) matched.
+fn token_name<'a>(tokens: &'a [AdminToken], given: &str) -> Option<&'a str> {
+    tokens.iter().fold(None, |found, t| {
+        let matches = same_token(given.as_bytes(), t.secret.as_bytes());
+        found.or(matches.then_some(t.name.as_str()))
+    })
+}
+
+/// The name of the token a request was let in with, for the audit log.
+#[derive(Clone)]
+struct TokenName(Arc<str>);
+
+async fn require_token(State(admin): State<Admin>, mut request: Request, next: Next) -> Response {
     let given = request
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "));
-    match given {
-        Some(token) if same_token(token.trim().as_bytes(), &admin.token) => next.run(request).await,
-        given => {
+    let name = given.and_then(|token| token_name(&admin.tokens, token.trim()));
+    match (given, name) {
+        (_, Some(name)) => {
+            let name = TokenName(Arc::from(name));
+            request.extensions_mut().insert(name);
+            next.run(request).await
+        }
+        (given, None) => {
             if given.is_some() {
                 warn!(path = %request.uri().path(), "admin request refused: wrong token");
             }
@@ -217,26 +327,22 @@ async fn reload(State(admin): State<Admin>) -> Response {
     }
 }
 
-/// Who the audit log names for API access: there is one token, so the API itself.
-fn api_accessor() -> Accessor {
-    Accessor {
-        who: String::from("admin-api"),
-        via: Via::Api,
-    }
-}
-
 /// Run a browser call off the async threads (it blocks on the store and the audit log) and answer
 /// with its result as JSON.
 async fn browse_call<T: serde::Serialize + Send + 'static>(
     admin: &Admin,
+    token: TokenName,
     call: impl FnOnce(&dyn junction_store::Store, &AuditLog, &Accessor) -> Result<T, BrowseError>
         + Send
         + 'static,
 ) -> Response {
     let store = Arc::clone(admin.runtime.store());
     let audit = Arc::clone(&admin.audit);
-    let result =
-        tokio::task::spawn_blocking(move || call(store.as_ref(), &audit, &api_accessor())).await;
+    let by = Accessor {
+        who: token.0.to_string(),
+        via: Via::Api,
+    };
+    let result = tokio::task::spawn_blocking(move || call(store.as_ref(), &audit, &by)).await;
     match result {
         Ok(Ok(value)) => match serde_json::to_value(value) {
             Ok(body) => json_response(StatusCode::OK, &body),
@@ -258,10 +364,11 @@ async fn browse_call<T: serde::Serialize + Send + 'static>(
 
 async fn list_messages(
     State(admin): State<Admin>,
+    Extension(token): Extension<TokenName>,
     Path(channel): Path<String>,
     Query(params): Query<ListParams>,
 ) -> Response {
-    browse_call(&admin, move |store, audit, by| {
+    browse_call(&admin, token, move |store, audit, by| {
         browse::list_messages(store, audit, by, &channel, &params)
     })
     .await
@@ -276,10 +383,11 @@ struct ViewQuery {
 
 async fn show_message(
     State(admin): State<Admin>,
+    Extension(token): Extension<TokenName>,
     Path((channel, seq)): Path<(String, u64)>,
     Query(q): Query<ViewQuery>,
 ) -> Response {
-    browse_call(&admin, move |store, audit, by| {
+    browse_call(&admin, token, move |store, audit, by| {
         let view = browse::View::from_query(q.view.as_deref(), q.destination.as_deref())?;
         browse::show_message(store, audit, by, &channel, seq, &view)
     })
@@ -288,6 +396,7 @@ async fn show_message(
 
 async fn reprocess(
     State(admin): State<Admin>,
+    Extension(token): Extension<TokenName>,
     Path(channel): Path<String>,
     body: axum::body::Bytes,
 ) -> Response {
@@ -301,7 +410,7 @@ async fn reprocess(
         }
     };
     let wake = admin.runtime.channel(&channel);
-    let response = browse_call(&admin, move |store, audit, by| {
+    let response = browse_call(&admin, token, move |store, audit, by| {
         browse::reprocess(store, audit, by, &channel, &request)
     })
     .await;
@@ -341,7 +450,7 @@ pub async fn serve(
 ) {
     let admin = Admin {
         runtime,
-        token: Arc::from(config.token.into_bytes()),
+        tokens: Arc::from(config.tokens),
         channels_dir: Arc::from(config.channels_dir),
         audit: Arc::new(AuditLog::in_data_dir(&config.data_dir)),
     };
@@ -357,7 +466,7 @@ pub async fn serve(
 
 #[cfg(test)]
 mod tests {
-    use super::same_token;
+    use super::*;
 
     #[test]
     fn tokens_compare_whole() {
@@ -366,5 +475,46 @@ mod tests {
         assert!(!same_token(b"s3cret-token!", b"s3cret-token"));
         assert!(!same_token(b"S3cret-token", b"s3cret-token"));
         assert!(!same_token(b"", b"s3cret-token"));
+    }
+
+    fn token(name: &str, secret: &str) -> AdminToken {
+        AdminToken {
+            name: name.into(),
+            secret: secret.into(),
+        }
+    }
+
+    #[test]
+    fn token_files_name_each_token() {
+        let tokens = parse_token_file("# ops team\nops  t0ken-a\n\nalice t0ken-b\n").unwrap();
+        assert_eq!(tokens, [token("ops", "t0ken-a"), token("alice", "t0ken-b")]);
+        assert_eq!(token_name(&tokens, "t0ken-b"), Some("alice"));
+        assert_eq!(token_name(&tokens, "t0ken-a"), Some("ops"));
+        assert_eq!(token_name(&tokens, "t0ken"), None);
+        // A file holding just the token keeps working, under the default name.
+        assert_eq!(
+            parse_token_file("bare-secret\n").unwrap(),
+            [token(DEFAULT_TOKEN_NAME, "bare-secret")]
+        );
+    }
+
+    #[test]
+    fn ambiguous_token_files_are_refused() {
+        assert_eq!(
+            parse_token_file("a x\nb c d\n"),
+            Err(TokenFileError::Malformed { line: 2, words: 3 })
+        );
+        assert_eq!(
+            parse_token_file("a x\na y\n"),
+            Err(TokenFileError::DuplicateName {
+                line: 2,
+                name: "a".into(),
+                first: 1
+            })
+        );
+        assert_eq!(
+            parse_token_file("a x\n\nb x\n"),
+            Err(TokenFileError::DuplicateSecret { line: 3, first: 1 })
+        );
     }
 }

@@ -29,23 +29,40 @@ pub struct Accessor {
 }
 
 impl Accessor {
-    /// The OS user running this process: `$USER`, else `id -un`, else `unknown`.
+    /// The OS user running this process, from its real uid (not `$USER`, which the caller can set
+    /// to anything): the uid's name in `/etc/passwd`, else the number, else `unknown`.
     pub fn os_user() -> Self {
-        let who = std::env::var("USER")
-            .ok()
-            .filter(|u| !u.trim().is_empty())
-            .or_else(|| {
-                std::process::Command::new("id")
-                    .arg("-un")
-                    .output()
-                    .ok()
-                    .filter(|o| o.status.success())
-                    .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
-                    .filter(|u| !u.is_empty())
-            })
-            .unwrap_or_else(|| String::from("unknown"));
+        let who = match real_uid() {
+            Some(uid) => std::fs::read_to_string("/etc/passwd")
+                .ok()
+                .and_then(|passwd| user_name(&passwd, uid))
+                .unwrap_or_else(|| uid.to_string()),
+            None => String::from("unknown"),
+        };
         Self { who, via: Via::Cli }
     }
+}
+
+/// The real uid of this process: the first number of the `Uid:` line of `/proc/self/status`.
+fn real_uid() -> Option<u32> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("Uid:"))?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
+/// The name `passwd` (the text of `/etc/passwd`) gives `uid`.
+fn user_name(passwd: &str, uid: u32) -> Option<String> {
+    passwd.lines().find_map(|line| {
+        let mut fields = line.split(':');
+        let name = fields.next()?;
+        let line_uid: u32 = fields.nth(1)?.parse().ok()?;
+        (line_uid == uid && !name.is_empty()).then(|| name.to_owned())
+    })
 }
 
 /// One line of the audit log.
@@ -140,7 +157,22 @@ mod tests {
     }
 
     #[test]
-    fn the_os_user_is_never_empty() {
-        assert!(!Accessor::os_user().who.is_empty());
+    fn the_os_user_is_the_real_user_whatever_user_says() {
+        let who = Accessor::os_user().who;
+        let id = std::process::Command::new("id")
+            .arg("-run")
+            .output()
+            .unwrap();
+        assert!(id.status.success());
+        assert_eq!(who, String::from_utf8_lossy(&id.stdout).trim());
+    }
+
+    #[test]
+    fn uids_are_named_from_passwd() {
+        let passwd =
+            "root:x:0:0:root:/root:/bin/bash\n\nbad line\nalice:x:1000:1000::/home/alice:/bin/sh\n";
+        assert_eq!(user_name(passwd, 0).as_deref(), Some("root"));
+        assert_eq!(user_name(passwd, 1000).as_deref(), Some("alice"));
+        assert_eq!(user_name(passwd, 1001), None);
     }
 }
