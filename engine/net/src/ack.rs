@@ -3,7 +3,7 @@
 use std::borrow::Cow;
 
 use junction_hl7::ack::{build_ack, next_control_id, AckCode, AckError, AckMode};
-use junction_hl7::{FieldPath, Message, MshHeader};
+use junction_hl7::{Charset, FieldPath, Message, MessageBuf, MshHeader};
 
 use crate::listener::Outcome;
 
@@ -37,7 +37,8 @@ pub(crate) fn problem(
     if !check_syntax {
         return None;
     }
-    Message::check(payload)
+    // Any charset MSH-18 names is fine here; handlers read the message with `MessageBuf::parse`.
+    MessageBuf::check(payload)
         .err()
         .map(|e| AckError::from_parse_error(&e))
 }
@@ -122,7 +123,9 @@ fn code_from(text: &str) -> Option<AckCode> {
 
 /// Reads MSA-1, MSA-2 and the reason (MSA-3, else ERR-8, else the ERR-3 text) from an ACK.
 pub(crate) fn read(ack: &[u8]) -> Result<Answer, String> {
-    let message = Message::parse(ack).map_err(|e| format!("unparseable: {e}"))?;
+    let unparseable = |e: junction_hl7::ParseError| format!("unparseable: {e}");
+    let (text, _) = Charset::decode_message(ack).map_err(unparseable)?;
+    let message = Message::parse(text.as_bytes()).map_err(unparseable)?;
     let msa = message.find("MSA", 1).ok_or("no MSA segment")?;
     let field = |n: usize| {
         msa.get(&FieldPath::field(n))
@@ -239,6 +242,23 @@ mod tests {
         assert!(read(b"MSH|^~\\&|A|B|C|D|2024||ADT^A01|9|P|2.3\rPID|1\r").is_err());
         assert!(read(b"MSH|^~\\&|A|B|C|D|2024||ACK|9|P|2.3\rMSA|ZZ|X7\r").is_err());
         assert!(read(b"garbage").is_err());
+        let latin1 = read(
+            b"MSH|^~\\&|A|B|C|D|2024||ACK|9|P|2.5|||||DEU|8859/1\rMSA|AR|X8|Stra\xdfe fehlt\r",
+        )
+        .unwrap();
+        assert_eq!(latin1.reason.as_deref(), Some("Straße fehlt"));
+    }
+
+    #[test]
+    fn latin1_messages_are_accepted_and_broken_ones_still_refused() {
+        let latin1 =
+            b"MSH|^~\\&|A|B|C|D|2024||ADT^A01|L1|P|2.5|||||DEU|8859/1\rPID|1||||M\xfcller\r";
+        let h = MshHeader::peek(latin1);
+        assert!(h.is_some());
+        assert_eq!(problem(latin1, h.as_ref(), true), None);
+        let broken = b"MSH|^~\\&|A|B|C|D|2024||ADT^A01|L1|P|2.5\rPID|M\xfcller\rpid|1\r";
+        let p = problem(broken, MshHeader::peek(broken).as_ref(), true).unwrap();
+        assert!(p.message.contains("segment 3 (pid)"), "{}", p.message);
     }
 
     #[test]

@@ -143,6 +143,26 @@ async fn syntax_error_after_a_good_header_gets_ar_with_the_parse_error() {
 }
 
 #[tokio::test]
+async fn latin1_message_declared_in_msh18_is_accepted_and_handed_over_unchanged() {
+    let handler = Recorder::new(Outcome::Accept);
+    let server = start(Arc::clone(&handler), |_| {}).await;
+    let mut client = Client::connect(server.addr).await;
+    let latin1 =
+        b"MSH|^~\\&|A|B|C|D|2024||ADT^A01|L1|P|2.5|||||DEU|8859/1\rPID|1||||M\xfcller^J\xfcrgen\r";
+    client.send(latin1).await;
+    assert_eq!(msa(&client.recv().await.unwrap()), "MSA|AA|L1");
+    // Not UTF-8 and a broken segment: the parse error, not the encoding, is what the AR says.
+    let mut broken = latin1.to_vec();
+    broken.extend_from_slice(b"P!D|Stra\xdfe\r");
+    client.send(&broken).await;
+    let ack = client.recv().await.unwrap();
+    assert!(msa(&ack).starts_with("MSA|AR|L1|segment 3"), "{ack}");
+    let seen = handler.seen();
+    assert_eq!(&seen[0].payload[..], &latin1[..]);
+    assert!(seen[0].invalid.is_none());
+}
+
+#[tokio::test]
 async fn connection_flood_beyond_the_maximum_is_refused_politely() {
     let server = start(Recorder::new(Outcome::Accept), |c| c.max_connections = 2).await;
     let mut a = Client::connect(server.addr).await;

@@ -3,11 +3,12 @@
 
 mod support;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use junction_hl7::ack::AckCode;
-use junction_net::{ClientTls, Outcome, Sender, SenderConfig, ServerTls, TransportError};
+use junction_net::{ClientTls, Outcome, Sender, SenderConfig, TransportError};
+use support::pki::Pki;
 use support::{adt, message, start, Recorder};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
@@ -170,56 +171,6 @@ async fn message_without_control_id_is_refused_before_sending() {
     let mut sender = Sender::new(fast("127.0.0.1:9")).unwrap();
     let err = sender.send(b"PID|1\r").await.unwrap_err();
     assert!(matches!(err, TransportError::InvalidMessage(_)), "{err:?}");
-}
-
-struct Pki {
-    dir: tempfile::TempDir,
-}
-
-impl Pki {
-    /// A CA, a server certificate for 127.0.0.1/localhost and a client certificate, all signed by the CA.
-    fn generate() -> Self {
-        use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
-        let dir = tempfile::tempdir().unwrap();
-        let ca_key = KeyPair::generate().unwrap();
-        let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
-        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        let ca = ca_params.self_signed(&ca_key).unwrap();
-        std::fs::write(dir.path().join("ca.pem"), ca.pem()).unwrap();
-        for (name, sans) in [
-            ("server", vec!["localhost", "127.0.0.1"]),
-            ("client", vec!["client"]),
-        ] {
-            let key = KeyPair::generate().unwrap();
-            let params =
-                CertificateParams::new(sans.into_iter().map(String::from).collect::<Vec<_>>())
-                    .unwrap();
-            let cert = params.signed_by(&key, &ca, &ca_key).unwrap();
-            std::fs::write(dir.path().join(format!("{name}.pem")), cert.pem()).unwrap();
-            std::fs::write(dir.path().join(format!("{name}.key")), key.serialize_pem()).unwrap();
-        }
-        Self { dir }
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
-    }
-
-    fn server(&self, require_client_cert: bool) -> ServerTls {
-        ServerTls {
-            cert: self.path("server.pem"),
-            key: self.path("server.key"),
-            client_ca: require_client_cert.then(|| self.path("ca.pem")),
-        }
-    }
-
-    fn client(&self, with_identity: bool) -> ClientTls {
-        ClientTls {
-            ca: self.path("ca.pem"),
-            identity: with_identity.then(|| (self.path("client.pem"), self.path("client.key"))),
-            server_name: None,
-        }
-    }
 }
 
 fn tls_sender(addr: std::net::SocketAddr, tls: ClientTls) -> Sender {

@@ -5,6 +5,8 @@
 //! the new text in. One string per segment rather than per field keeps parsing close to the
 //! zero-copy view's speed: most fields of a message are never touched.
 
+use std::borrow::Cow;
+
 use crate::charset::Charset;
 use crate::delim::{is_header_name, Delimiters};
 use crate::element;
@@ -104,28 +106,29 @@ pub struct MessageBuf {
     segments: Vec<SegmentBuf>,
 }
 
-/// Read MSH-18's first repetition straight from the raw bytes (ASCII-compatible charsets).
-fn raw_msh18(bytes: &[u8]) -> Option<String> {
-    let line_end = memchr::memchr2(b'\r', b'\n', bytes).unwrap_or(bytes.len());
-    let line = bytes.get(..line_end)?;
-    let fs = *line.get(3)?;
-    let d = crate::delim::read_header(line, 0, 1).ok();
-    let field = line.split(|&b| b == fs).nth(17)?;
-    let rep = d.map_or(b'~', |d| d.repetition);
-    let first = field.split(|&b| b == rep).next()?;
-    Some(String::from_utf8_lossy(first).into_owned())
-}
-
 impl MessageBuf {
     /// Parse one message in any supported character set (see [`Charset`] for the policy).
     pub fn parse(bytes: &[u8]) -> Result<Self, ParseError> {
-        let start = content_start(bytes);
-        let body = bytes.get(start..).unwrap_or_default();
-        let msh18 = raw_msh18(body);
-        let (text, charset) =
-            Charset::decode(body, msh18.as_deref()).map_err(|e| e.shifted(start))?;
-        let view = Message::parse(text.as_bytes()).map_err(|e| e.shifted(start))?;
+        let (text, charset) = Charset::decode_message(bytes)?;
+        let view = Message::parse(text.as_bytes()).map_err(|e| {
+            // Offsets in decoded text differ from the input's where a character changed length;
+            // re-encoding the text before the error gives the input's byte count back.
+            let in_input = |offset: usize| match text {
+                Cow::Borrowed(_) => offset,
+                Cow::Owned(ref t) => charset.encode(t.get(..offset).unwrap_or(t)).len(),
+            };
+            e.map_offset(in_input).shifted(content_start(bytes))
+        })?;
         Ok(Self::from_view(&view, charset))
+    }
+
+    /// Whether `bytes` parse in any supported character set: [`Message::check`]'s fast path for
+    /// UTF-8, and [`MessageBuf::parse`] (which decodes by MSH-18) only for bytes that are not UTF-8.
+    pub fn check(bytes: &[u8]) -> Result<(), ParseError> {
+        match Message::check(bytes) {
+            Err(ParseError::InvalidEncoding { .. }) => Self::parse(bytes).map(drop),
+            other => other,
+        }
     }
 
     pub(crate) fn from_view(view: &Message<'_>, charset: Charset) -> Self {
@@ -614,6 +617,40 @@ mod tests {
         let json = m.to_json();
         assert_eq!(json["segments"][0]["fields"][0], "|");
         assert_eq!(json["segments"][1]["fields"][1], "v");
+    }
+
+    #[test]
+    fn check_accepts_other_charsets_and_still_finds_errors() {
+        let latin1 =
+            b"MSH|^~\\&|A|B|C|D|2024||ADT^A01|L1|P|2.5|||||DEU|8859/1\rPID|1||||M\xfcller\r";
+        assert!(matches!(
+            Message::check(latin1),
+            Err(ParseError::InvalidEncoding { .. })
+        ));
+        assert_eq!(MessageBuf::check(latin1), Ok(()));
+        let (text, charset) = Charset::decode_message(latin1).unwrap();
+        assert_eq!(charset, Charset::Latin1);
+        assert!(text.ends_with("PID|1||||Müller\r"), "{text}");
+        // Not UTF-8 and broken further on: the structural error is reported, not the encoding.
+        let broken = b"\xef\xbb\xbfMSH|^~\\&|A\rPID|M\xfcller\rpid|1\r";
+        let e = MessageBuf::check(broken).unwrap_err();
+        assert!(
+            matches!(
+                e,
+                ParseError::InvalidSegmentName {
+                    segment_index: 3,
+                    offset: 25,
+                    ..
+                }
+            ),
+            "{e:?}"
+        );
+        // Declared UTF-8 but not: still refused.
+        let lying = b"MSH|^~\\&|A|B|C|D|2024||ADT^A01|L1|P|2.5|||||DEU|UNICODE UTF-8\rPID|M\xfc\r";
+        assert!(matches!(
+            MessageBuf::check(lying),
+            Err(ParseError::InvalidEncoding { .. })
+        ));
     }
 
     #[test]

@@ -12,7 +12,7 @@ use std::borrow::Cow;
 use encoding_rs::Encoding;
 
 use crate::error::ParseError;
-use crate::message::locate_segment;
+use crate::message::{content_start, locate_segment};
 
 /// The character set a message is read and written in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -78,7 +78,30 @@ fn latin1_decode(bytes: &[u8]) -> String {
     bytes.iter().map(|&b| char::from(b)).collect()
 }
 
+/// Read MSH-18's first repetition straight from the raw bytes (ASCII-compatible charsets).
+fn raw_msh18(bytes: &[u8]) -> Option<String> {
+    let line_end = memchr::memchr2(b'\r', b'\n', bytes).unwrap_or(bytes.len());
+    let line = bytes.get(..line_end)?;
+    let fs = *line.get(3)?;
+    let d = crate::delim::read_header(line, 0, 1).ok();
+    let field = line.split(|&b| b == fs).nth(17)?;
+    let rep = d.map_or(b'~', |d| d.repetition);
+    let first = field.split(|&b| b == rep).next()?;
+    Some(String::from_utf8_lossy(first).into_owned())
+}
+
 impl Charset {
+    /// The text of one message decoded by its MSH-18 (see the module policy), from MSH on: a
+    /// leading BOM and whitespace are dropped. Borrowed when the bytes are UTF-8 and read as such.
+    ///
+    /// For callers that keep [`crate::Message`]'s zero-copy view but may receive other charsets.
+    pub fn decode_message(bytes: &[u8]) -> Result<(Cow<'_, str>, Charset), ParseError> {
+        let start = content_start(bytes);
+        let body = bytes.get(start..).unwrap_or_default();
+        let msh18 = raw_msh18(body);
+        Charset::decode(body, msh18.as_deref()).map_err(|e| e.shifted(start))
+    }
+
     /// Decode `bytes` (one message) whose MSH-18 first repetition is `msh18`.
     pub(crate) fn decode<'b>(
         bytes: &'b [u8],

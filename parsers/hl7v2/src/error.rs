@@ -168,7 +168,12 @@ impl ParseError {
     }
 
     /// Shift every byte offset by `by` (used when a message was cut out of a larger input).
-    pub(crate) fn shifted(mut self, by: usize) -> Self {
+    pub(crate) fn shifted(self, by: usize) -> Self {
+        self.map_offset(|offset| offset + by)
+    }
+
+    /// Rewrite the byte offset (e.g. from decoded text back to the input's bytes).
+    pub(crate) fn map_offset(mut self, f: impl FnOnce(usize) -> usize) -> Self {
         match &mut self {
             Self::Empty | Self::TooLarge { .. } => {}
             Self::NotMsh { offset }
@@ -179,7 +184,7 @@ impl ParseError {
             | Self::InvalidSegmentName { offset, .. }
             | Self::InvalidEncoding { offset, .. }
             | Self::UnsupportedCharset { offset, .. }
-            | Self::BatchStructure { offset, .. } => *offset += by,
+            | Self::BatchStructure { offset, .. } => *offset = f(*offset),
         }
         self
     }

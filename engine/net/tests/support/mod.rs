@@ -1,6 +1,8 @@
 //! Shared helpers for the listener and sender tests: a recording handler, raw MLLP clients, messages.
 #![allow(dead_code, clippy::unwrap_used)]
 
+pub mod pki;
+
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
