@@ -1,1 +1,700 @@
-//! End-to-end tests of destinations: HTTP status handling, hand-over, retries, breaker, rate limit (being written).
+//! End-to-end tests of destinations against peers the tests run themselves on 127.0.0.1: how HTTP
+//! statuses and MLLP NAKs are classified, how many attempts a message gets, that one destination being
+//! down never holds up another, hand-over to another channel, the circuit breaker, the rate limit, and
+//! that an unordered queue lets later messages pass a poisoned one.
+#![allow(clippy::unwrap_used)]
+
+#[path = "support/engine.rs"]
+mod engine;
+#[path = "support/mod.rs"]
+mod support;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use engine::{adt, eventually, Engine, MllpClient};
+use junction_store::{DestinationRecord, SledStore, Status, Step, Store};
+
+/// Short retries so that a test sees several attempts in well under a second.
+const FAST_RETRY: &str = "retry: { initial: 50ms, max: 200ms }";
+
+/// MSH-10 of an HL7 message (segments separated by CR).
+fn control_id_of(message: &str) -> String {
+    message
+        .split(['\r', '\n'])
+        .find(|s| s.starts_with("MSH|"))
+        .and_then(|msh| msh.split('|').nth(9))
+        .unwrap_or_default()
+        .to_owned()
+}
+
+/// How a peer answers the `earlier`-th repeat (0 = first time) of the message with a control id.
+type Policy<T> = Arc<dyn Fn(&str, usize) -> T + Send + Sync>;
+
+/// Record one arrival and return how many times this control id arrived before.
+fn record_arrival(seen: &Mutex<Vec<(String, Instant)>>, id: &str) -> usize {
+    let mut seen = seen.lock().unwrap();
+    let earlier = seen.iter().filter(|(i, _)| i == id).count();
+    seen.push((id.to_owned(), Instant::now()));
+    earlier
+}
+
+/// An MLLP receiver that answers each frame with the code its policy picks and records every arrival
+/// (retries included) with its time.
+struct MllpPeer {
+    addr: SocketAddr,
+    seen: Arc<Mutex<Vec<(String, Instant)>>>,
+}
+
+impl MllpPeer {
+    /// A receiver on a free port.
+    fn start(answer: impl Fn(&str, usize) -> &'static str + Send + Sync + 'static) -> Self {
+        Self::start_on(SocketAddr::from(([127, 0, 0, 1], 0)), answer)
+    }
+
+    /// A receiver on `addr` (e.g. the address of a partner that was down until now).
+    fn start_on(
+        addr: SocketAddr,
+        answer: impl Fn(&str, usize) -> &'static str + Send + Sync + 'static,
+    ) -> Self {
+        let listener = TcpListener::bind(addr).unwrap();
+        let addr = listener.local_addr().unwrap();
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let answer: Policy<&'static str> = Arc::new(answer);
+        let shared = Arc::clone(&seen);
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                let (seen, answer) = (Arc::clone(&shared), Arc::clone(&answer));
+                std::thread::spawn(move || serve_mllp(stream, &seen, &answer));
+            }
+        });
+        Self { addr, seen }
+    }
+
+    /// Control ids in arrival order, retries included.
+    fn ids(&self) -> Vec<String> {
+        self.seen
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(id, _)| id.clone())
+            .collect()
+    }
+
+    /// How often `id` arrived.
+    fn times(&self, id: &str) -> usize {
+        self.ids().iter().filter(|i| *i == id).count()
+    }
+
+    /// Arrival times, in order.
+    fn arrivals(&self) -> Vec<Instant> {
+        self.seen.lock().unwrap().iter().map(|(_, t)| *t).collect()
+    }
+}
+
+fn serve_mllp(
+    mut stream: TcpStream,
+    seen: &Mutex<Vec<(String, Instant)>>,
+    answer: &Policy<&'static str>,
+) {
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        while let Some(end) = buf.windows(2).position(|w| w == [0x1C, 0x0D]) {
+            let frame: Vec<u8> = buf.drain(..end + 2).collect();
+            let text = String::from_utf8_lossy(&frame[..end]);
+            let id = control_id_of(text.trim_start_matches('\u{b}'));
+            let code = answer(&id, record_arrival(seen, &id));
+            let ack = format!(
+                "\u{b}MSH|^~\\&|PEER|FAC|JUNCTION|FAC|20260101120000||ACK|A{id}|P|2.5.1\rMSA|{code}|{id}|peer says {code}\r\u{1c}\r"
+            );
+            if stream.write_all(ack.as_bytes()).is_err() {
+                return;
+            }
+        }
+        match stream.read(&mut chunk) {
+            Ok(0) | Err(_) => return,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+        }
+    }
+}
+
+/// A socket that accepts every connection and closes it at once, recording when each came in: a
+/// partner whose service is broken, seen from the sender as one failed attempt per connection.
+fn accept_and_close() -> (SocketAddr, Arc<Mutex<Vec<Instant>>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let accepted = Arc::new(Mutex::new(Vec::new()));
+    let shared = Arc::clone(&accepted);
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            // Recorded before the close, so this is earlier than the sender seeing the failure.
+            shared.lock().unwrap().push(Instant::now());
+            drop(stream);
+        }
+    });
+    (addr, accepted)
+}
+
+/// One request as the HTTP peer read it; header names are lower-case.
+#[derive(Clone, Debug)]
+struct HttpRequest {
+    method: String,
+    path: String,
+    headers: Vec<(String, String)>,
+    body: String,
+}
+
+impl HttpRequest {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// A minimal HTTP/1.1 server (keep-alive, `Content-Length` bodies) that answers each request with the
+/// status its policy picks for the body's control id and records every request.
+struct HttpPeer {
+    addr: SocketAddr,
+    requests: Arc<Mutex<Vec<HttpRequest>>>,
+}
+
+impl HttpPeer {
+    fn start(status: impl Fn(&str, usize) -> u16 + Send + Sync + 'static) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let requests = Arc::new(Mutex::new(Vec::new()));
+        let status: Policy<u16> = Arc::new(status);
+        let shared = Arc::clone(&requests);
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                let (requests, status) = (Arc::clone(&shared), Arc::clone(&status));
+                std::thread::spawn(move || serve_http(stream, &requests, &status));
+            }
+        });
+        Self { addr, requests }
+    }
+
+    fn requests(&self) -> Vec<HttpRequest> {
+        self.requests.lock().unwrap().clone()
+    }
+
+    /// How many requests carried the message `id`.
+    fn times(&self, id: &str) -> usize {
+        self.requests()
+            .iter()
+            .filter(|r| control_id_of(&r.body) == id)
+            .count()
+    }
+}
+
+fn serve_http(stream: TcpStream, requests: &Mutex<Vec<HttpRequest>>, status: &Policy<u16>) {
+    let mut reader = BufReader::new(stream.try_clone().unwrap());
+    let mut stream = stream;
+    loop {
+        let mut request_line = String::new();
+        if reader.read_line(&mut request_line).unwrap_or(0) == 0 {
+            return;
+        }
+        let mut parts = request_line.split_whitespace();
+        let method = parts.next().unwrap_or_default().to_owned();
+        let path = parts.next().unwrap_or_default().to_owned();
+        let mut headers = Vec::new();
+        loop {
+            let mut line = String::new();
+            if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                return;
+            }
+            if line == "\r\n" {
+                break;
+            }
+            if let Some((name, value)) = line.split_once(':') {
+                headers.push((name.trim().to_ascii_lowercase(), value.trim().to_owned()));
+            }
+        }
+        let length = headers
+            .iter()
+            .find(|(n, _)| n == "content-length")
+            .map_or(0, |(_, v)| v.parse().unwrap());
+        let mut body = vec![0; length];
+        if reader.read_exact(&mut body).is_err() {
+            return;
+        }
+        let request = HttpRequest {
+            method,
+            path,
+            headers,
+            body: String::from_utf8_lossy(&body).into_owned(),
+        };
+        let id = control_id_of(&request.body);
+        let earlier = {
+            let mut all = requests.lock().unwrap();
+            let earlier = all.iter().filter(|r| control_id_of(&r.body) == id).count();
+            all.push(request);
+            earlier
+        };
+        let code = status(&id, earlier);
+        let body = format!("answer {code} for {id}");
+        let answer = format!(
+            "HTTP/1.1 {code} Status\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        if stream.write_all(answer.as_bytes()).is_err() {
+            return;
+        }
+    }
+}
+
+/// A channel file with an MLLP source on `listen` and the given `destinations:` items (YAML text,
+/// each item starting with `  - name:`).
+fn channel_yaml(name: &str, listen: SocketAddr, destinations: &str) -> String {
+    format!(
+        "name: {name}\nsource:\n  mllp: {{ listen: \"{listen}\" }}\ndestinations:\n{destinations}"
+    )
+}
+
+/// An engine running one channel `name` with `destinations`; returns it and the source address.
+fn start_channel(root: &Path, name: &str, destinations: &str) -> (Engine, SocketAddr) {
+    let addr = SocketAddr::from(([127, 0, 0, 1], support::free_port()));
+    let mut engine = Engine::new(root);
+    engine.channel(
+        &format!("{name}.yaml"),
+        &channel_yaml(name, addr, destinations),
+    );
+    engine.start();
+    support::wait_listening(addr);
+    (engine, addr)
+}
+
+/// Send each control id as an ADT message, asserting the source accepts it.
+fn send_all(addr: SocketAddr, ids: &[String]) {
+    let mut client = MllpClient::connect(addr).unwrap();
+    for id in ids {
+        let (code, msa2) = client.send(&adt(id)).unwrap();
+        assert_eq!((code.as_str(), msa2.as_str()), ("AA", id.as_str()));
+    }
+}
+
+fn ids(prefix: &str, n: usize) -> Vec<String> {
+    (0..n).map(|i| format!("{prefix}{i:03}")).collect()
+}
+
+/// Stop the engine cleanly (asserting exit 0) and open its store.
+fn stop_and_open(engine: &mut Engine, root: &Path) -> SledStore {
+    assert_eq!(engine.stop(), Some(0), "clean shutdown exits 0");
+    SledStore::open(root.join("data/store")).unwrap()
+}
+
+/// What the store says about `destination`'s copy of the message `control_id` in `channel`.
+fn delivery(
+    store: &SledStore,
+    channel: &str,
+    control_id: &str,
+    destination: &str,
+) -> DestinationRecord {
+    let records = store.find_by_control_id(control_id).unwrap();
+    let record = records
+        .iter()
+        .find(|r| r.channel == channel)
+        .unwrap_or_else(|| panic!("no record of {control_id} in {channel}"));
+    record
+        .destinations
+        .get(destination)
+        .cloned()
+        .unwrap_or_else(|| panic!("{control_id} has no destination {destination}: {record:?}"))
+}
+
+/// The attempts recorded in `control_id`'s history for `destination`.
+fn attempts_in_history(
+    store: &SledStore,
+    channel: &str,
+    control_id: &str,
+    destination: &str,
+) -> usize {
+    let records = store.find_by_control_id(control_id).unwrap();
+    records
+        .iter()
+        .filter(|r| r.channel == channel)
+        .flat_map(|r| &r.history)
+        .filter(|e| matches!(&e.step, Step::Attempt { destination: d, .. } if d == destination))
+        .count()
+}
+
+#[test]
+fn http_sends_the_headers_errors_a_4xx_at_once_and_retries_a_5xx_until_it_passes() {
+    let dir = tempfile::tempdir().unwrap();
+    let peer = HttpPeer::start(|id, earlier| match id {
+        "REFUSED" => 422,
+        "FLAKY" if earlier < 2 => 503,
+        _ => 200,
+    });
+    let (mut engine, addr) = start_channel(
+        dir.path(),
+        "web",
+        &format!(
+            "  - name: api\n    http: {{ url: \"http://{}/fhir/in\", headers: {{ Authorization: \"Bearer t0k3n\", X-Partner: acme }} }}\n    {FAST_RETRY}\n",
+            peer.addr
+        ),
+    );
+    let sent: Vec<String> = ["REFUSED", "FLAKY", "FINE"].map(String::from).into();
+    send_all(addr, &sent);
+    assert!(
+        eventually(20, || peer.times("FLAKY") >= 3 && peer.times("FINE") >= 1),
+        "the 5xx was not retried until it passed: {:?}",
+        peer.requests()
+    );
+    // Several retry intervals more, for any attempt that should not happen.
+    std::thread::sleep(Duration::from_millis(800));
+    assert_eq!(peer.times("REFUSED"), 1, "a 4xx is not retried");
+    assert_eq!(peer.times("FLAKY"), 3, "two 503s, then the 200 ends it");
+    assert_eq!(peer.times("FINE"), 1);
+    for r in peer.requests() {
+        let id = control_id_of(&r.body);
+        assert_eq!((r.method.as_str(), r.path.as_str()), ("POST", "/fhir/in"));
+        assert_eq!(r.header("authorization"), Some("Bearer t0k3n"), "{r:?}");
+        assert_eq!(r.header("x-partner"), Some("acme"), "{r:?}");
+        assert_eq!(r.header("content-type"), Some("application/hl7-v2"));
+        assert_eq!(r.body, adt(&id), "the body is the message as received");
+    }
+
+    let store = stop_and_open(&mut engine, dir.path());
+    let refused = delivery(&store, "web", "REFUSED", "api");
+    assert_eq!((refused.status, refused.attempts), (Status::Errored, 1));
+    assert!(
+        refused
+            .last_error
+            .as_deref()
+            .unwrap_or_default()
+            .contains("422"),
+        "the error names the status: {refused:?}"
+    );
+    let flaky = delivery(&store, "web", "FLAKY", "api");
+    assert_eq!((flaky.status, flaky.attempts), (Status::Sent, 3));
+    assert!(
+        flaky
+            .response
+            .as_deref()
+            .unwrap_or_default()
+            .contains("200"),
+        "{flaky:?}"
+    );
+    assert_eq!(attempts_in_history(&store, "web", "FLAKY", "api"), 3);
+    let fine = delivery(&store, "web", "FINE", "api");
+    assert_eq!((fine.status, fine.attempts), (Status::Sent, 1));
+}
+
+#[test]
+fn max_attempts_against_a_peer_that_is_down_errors_after_exactly_that_many() {
+    let dir = tempfile::tempdir().unwrap();
+    let dead = SocketAddr::from(([127, 0, 0, 1], support::free_port()));
+    let (mut engine, addr) = start_channel(
+        dir.path(),
+        "giveup",
+        &format!(
+            "  - name: partner\n    mllp: {{ connect: \"{dead}\", connect_timeout: 500ms }}\n    \
+             retry: {{ initial: 50ms, max: 200ms, max_attempts: 3 }}\n"
+        ),
+    );
+    send_all(addr, &["LOST1".to_owned()]);
+    assert!(
+        eventually(20, || engine
+            .log_text()
+            .contains("delivery failed for good")),
+        "the message was never given up on:\n{}",
+        engine.log_text()
+    );
+    // Long enough for a fourth attempt, were there one.
+    std::thread::sleep(Duration::from_millis(600));
+    let store = stop_and_open(&mut engine, dir.path());
+    let record = delivery(&store, "giveup", "LOST1", "partner");
+    assert_eq!(
+        (record.status, record.attempts),
+        (Status::Errored, 3),
+        "{record:?}"
+    );
+    assert!(
+        record
+            .last_error
+            .as_deref()
+            .unwrap_or_default()
+            .contains("3 attempts"),
+        "the error says it gave up: {record:?}"
+    );
+    assert_eq!(attempts_in_history(&store, "giveup", "LOST1", "partner"), 3);
+}
+
+#[test]
+fn one_destination_down_never_holds_up_another_and_drains_in_order_when_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let up = MllpPeer::start(|_, _| "AA");
+    let down = SocketAddr::from(([127, 0, 0, 1], support::free_port()));
+    let (mut engine, addr) = start_channel(
+        dir.path(),
+        "split",
+        &format!(
+            "  - name: down\n    mllp: {{ connect: \"{down}\", connect_timeout: 500ms }}\n    {FAST_RETRY}\n\
+             \x20 - name: up\n    mllp: {{ connect: \"{}\" }}\n    {FAST_RETRY}\n",
+            up.addr
+        ),
+    );
+    let sent = ids("SPLIT", 30);
+    send_all(addr, &sent);
+    assert!(
+        eventually(20, || up.ids().len() >= sent.len()),
+        "the healthy destination got {} of {}",
+        up.ids().len(),
+        sent.len()
+    );
+    assert_eq!(up.ids(), sent, "in order, each once");
+    assert!(
+        engine.log_text().contains("delivery failed; will retry"),
+        "the other destination should be retrying"
+    );
+
+    let back = MllpPeer::start_on(down, |_, _| "AA");
+    assert!(
+        eventually(20, || back.ids().len() >= sent.len()),
+        "the queue drained only {} of {}",
+        back.ids().len(),
+        sent.len()
+    );
+    assert_eq!(back.ids(), sent, "the queue drains in order, each once");
+    assert_eq!(up.ids(), sent, "nothing was sent twice to the healthy one");
+    let store = stop_and_open(&mut engine, dir.path());
+    let last = delivery(&store, "split", "SPLIT029", "down");
+    assert_eq!(last.status, Status::Sent);
+}
+
+#[test]
+fn mllp_on_nak_retries_or_errors_as_configured() {
+    let dir = tempfile::tempdir().unwrap();
+    // The retrying peers refuse twice, then accept; the others refuse for good.
+    let ae_retry = MllpPeer::start(|_, n| if n < 2 { "AE" } else { "AA" });
+    let ar_retry = MllpPeer::start(|_, n| if n < 2 { "AR" } else { "AA" });
+    let ae_error = MllpPeer::start(|_, _| "AE");
+    let ar_error = MllpPeer::start(|_, _| "AR");
+    let dest = |name: &str, peer: &MllpPeer, on_nak: &str| {
+        format!(
+            "  - name: {name}\n    mllp: {{ connect: \"{}\"{on_nak} }}\n    {FAST_RETRY}\n",
+            peer.addr
+        )
+    };
+    let destinations = [
+        dest("ae-retry", &ae_retry, ", on_nak: retry"),
+        dest("ar-retry", &ar_retry, ", on_nak: retry"),
+        dest("ae-error", &ae_error, ", on_nak: error"),
+        // The default is `error`.
+        dest("ar-error", &ar_error, ""),
+    ]
+    .concat();
+    let (mut engine, addr) = start_channel(dir.path(), "naks", &destinations);
+    send_all(addr, &["NAK1".to_owned()]);
+    assert!(
+        eventually(20, || ae_retry.times("NAK1") >= 3
+            && ar_retry.times("NAK1") >= 3
+            && ae_error.times("NAK1") >= 1
+            && ar_error.times("NAK1") >= 1),
+        "not every peer was tried as expected"
+    );
+    std::thread::sleep(Duration::from_millis(800));
+    assert_eq!(ae_retry.times("NAK1"), 3);
+    assert_eq!(ar_retry.times("NAK1"), 3);
+    assert_eq!(
+        ae_error.times("NAK1"),
+        1,
+        "on_nak: error does not retry an AE"
+    );
+    assert_eq!(
+        ar_error.times("NAK1"),
+        1,
+        "on_nak: error does not retry an AR"
+    );
+
+    let store = stop_and_open(&mut engine, dir.path());
+    for name in ["ae-retry", "ar-retry"] {
+        let r = delivery(&store, "naks", "NAK1", name);
+        assert_eq!((r.status, r.attempts), (Status::Sent, 3), "{name}: {r:?}");
+    }
+    for (name, code) in [("ae-error", "AE"), ("ar-error", "AR")] {
+        let r = delivery(&store, "naks", "NAK1", name);
+        assert_eq!(
+            (r.status, r.attempts),
+            (Status::Errored, 1),
+            "{name}: {r:?}"
+        );
+        let error = r.last_error.unwrap_or_default();
+        assert!(
+            error.contains(code) && error.contains(&format!("peer says {code}")),
+            "{name}: the error gives the code and the peer's reason: {error}"
+        );
+    }
+}
+
+#[test]
+fn a_channel_destination_hands_the_message_to_the_other_channel() {
+    let dir = tempfile::tempdir().unwrap();
+    let peer = MllpPeer::start(|_, _| "AA");
+    let a = SocketAddr::from(([127, 0, 0, 1], support::free_port()));
+    let b = SocketAddr::from(([127, 0, 0, 1], support::free_port()));
+    let mut engine = Engine::new(dir.path());
+    engine.channel(
+        "a.yaml",
+        &channel_yaml("a", a, "  - name: to-b\n    channel: b\n"),
+    );
+    engine.channel(
+        "b.yaml",
+        &channel_yaml(
+            "b",
+            b,
+            &format!(
+                "  - name: out\n    mllp: {{ connect: \"{}\" }}\n",
+                peer.addr
+            ),
+        ),
+    );
+    engine.start();
+    support::wait_listening(a);
+    let sent = ids("HAND", 3);
+    send_all(a, &sent);
+    assert!(
+        eventually(20, || peer.ids().len() >= sent.len()),
+        "channel b's destination got {:?}",
+        peer.ids()
+    );
+    assert_eq!(peer.ids(), sent);
+
+    let store = stop_and_open(&mut engine, dir.path());
+    let handed = delivery(&store, "a", "HAND000", "to-b");
+    assert_eq!(handed.status, Status::Sent);
+    let out = delivery(&store, "b", "HAND000", "out");
+    assert_eq!(out.status, Status::Sent);
+}
+
+#[test]
+fn the_circuit_breaker_stops_attempts_for_the_cool_down_and_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let (guarded, guarded_at) = accept_and_close();
+    let (unguarded, unguarded_at) = accept_and_close();
+    let cool_down = Duration::from_secs(3);
+    let (mut engine, addr) = start_channel(
+        dir.path(),
+        "breaker",
+        &format!(
+            "  - name: guarded\n    mllp: {{ connect: \"{guarded}\", connect_timeout: 500ms }}\n    {FAST_RETRY}\n    \
+             circuit_breaker: {{ failures: 3, cool_down: {}s }}\n\
+             \x20 - name: unguarded\n    mllp: {{ connect: \"{unguarded}\", connect_timeout: 500ms }}\n    {FAST_RETRY}\n",
+            cool_down.as_secs()
+        ),
+    );
+    send_all(addr, &["TRIP1".to_owned()]);
+    // The fourth attempt is the probe after the cool-down.
+    assert!(
+        eventually(30, || guarded_at.lock().unwrap().len() >= 4),
+        "the breaker never let a probe through"
+    );
+    let guarded_at = guarded_at.lock().unwrap().clone();
+    let (opened, probe) = (guarded_at[2], guarded_at[3]);
+    // Each time is taken at the peer: the third before the engine saw it fail, the probe after the
+    // engine connected, so the gap covers the whole cool-down.
+    assert!(
+        probe.duration_since(opened) >= cool_down - Duration::from_millis(100),
+        "the probe came {:?} after the third failure, within the {cool_down:?} cool-down",
+        probe.duration_since(opened)
+    );
+    let without_breaker = unguarded_at
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|t| **t > opened && **t < probe)
+        .count();
+    assert!(
+        without_breaker >= 5,
+        "the same retry policy without a breaker should have tried many times meanwhile, tried {without_breaker}"
+    );
+    let log = engine.log_text();
+    assert!(
+        log.contains("circuit open") && log.contains("guarded"),
+        "the log should say the breaker opened:\n{log}"
+    );
+    assert!(
+        !log.lines()
+            .any(|l| l.contains("circuit open") && l.contains("unguarded")),
+        "only the guarded destination has a breaker"
+    );
+    assert_eq!(engine.stop(), Some(0));
+}
+
+#[test]
+fn a_rate_limit_spaces_deliveries_even_after_a_quiet_spell() {
+    let dir = tempfile::tempdir().unwrap();
+    let peer = MllpPeer::start(|_, _| "AA");
+    let (mut engine, addr) = start_channel(
+        dir.path(),
+        "limited",
+        &format!(
+            "  - name: partner\n    mllp: {{ connect: \"{}\" }}\n    rate_limit: 20\n",
+            peer.addr
+        ),
+    );
+    // A feed that was quiet for a while and then sends a burst: the limit holds from the first message.
+    std::thread::sleep(Duration::from_millis(1500));
+    let sent = ids("RATE", 40);
+    send_all(addr, &sent);
+    assert!(
+        eventually(30, || peer.ids().len() >= sent.len()),
+        "delivered {} of {}",
+        peer.ids().len(),
+        sent.len()
+    );
+    assert_eq!(peer.ids(), sent);
+    let arrivals = peer.arrivals();
+    let span = arrivals[arrivals.len() - 1].duration_since(arrivals[0]);
+    // 39 gaps of 1/20 s are 1.95 s; the bound leaves room for timer slack, not for a burst.
+    assert!(
+        span >= Duration::from_millis(1500),
+        "40 messages at 20 per second arrived within {span:?}"
+    );
+    assert_eq!(engine.stop(), Some(0));
+}
+
+#[test]
+fn an_unordered_destination_lets_later_messages_pass_a_poisoned_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let poisoned = |id: &str, _| if id == "POISON" { "AE" } else { "AA" };
+    let loose = MllpPeer::start(poisoned);
+    let strict = MllpPeer::start(poisoned);
+    let (mut engine, addr) = start_channel(
+        dir.path(),
+        "poison",
+        &format!(
+            "  - name: loose\n    mllp: {{ connect: \"{}\", on_nak: retry }}\n    {FAST_RETRY}\n    ordered: false\n\
+             \x20 - name: strict\n    mllp: {{ connect: \"{}\", on_nak: retry }}\n    {FAST_RETRY}\n",
+            loose.addr, strict.addr
+        ),
+    );
+    let mut sent = vec!["POISON".to_owned()];
+    sent.extend(ids("LATER", 10));
+    send_all(addr, &sent);
+    assert!(
+        eventually(20, || sent[1..].iter().all(|id| loose.times(id) == 1)),
+        "later messages did not pass the poisoned one: {:?}",
+        loose.ids()
+    );
+    assert!(
+        loose.times("POISON") >= 2,
+        "the poisoned message keeps being retried"
+    );
+    // The ordered destination shows what `ordered: false` avoids: its head blocks the rest.
+    assert!(strict.times("POISON") >= 2);
+    assert!(
+        strict.ids().iter().all(|id| id == "POISON"),
+        "an ordered queue never passes its head: {:?}",
+        strict.ids()
+    );
+    assert_eq!(engine.stop(), Some(0));
+}

@@ -2,37 +2,34 @@
 
 use std::time::{Duration, Instant};
 
-/// A token bucket holding at most one second's worth of messages.
+/// Spaces sends at least `1 / per_second` apart. There is deliberately no burst allowance: a partner
+/// that allows N messages a second means in any second, and a token bucket that filled up during a
+/// quiet spell would let 2N through in the first second of the next burst.
 #[derive(Debug, Clone)]
 pub struct RateLimit {
-    per_second: f64,
-    tokens: f64,
-    last: Instant,
+    interval: Duration,
+    next: Instant,
 }
 
 impl RateLimit {
-    /// A limiter allowing `per_second` messages per second on average.
+    /// A limiter allowing at most `per_second` messages per second.
     pub fn new(per_second: f64, now: Instant) -> Self {
-        let per_second = per_second.max(0.001);
         Self {
-            per_second,
-            tokens: per_second.min(1.0),
-            last: now,
+            interval: Duration::from_secs_f64(1.0 / per_second.max(0.001)),
+            next: now,
         }
     }
 
-    /// Take a token if one is available, otherwise say how long until one is.
+    /// Take the send slot if it is due, otherwise say how long until it is.
     pub fn acquire(&mut self, now: Instant) -> Result<(), Duration> {
-        let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
-        self.last = now;
-        self.tokens = (self.tokens + elapsed * self.per_second).min(self.per_second.max(1.0));
-        if self.tokens >= 1.0 {
-            self.tokens -= 1.0;
-            Ok(())
-        } else {
-            Err(Duration::from_secs_f64(
-                (1.0 - self.tokens) / self.per_second,
-            ))
+        match self.next.checked_duration_since(now) {
+            Some(wait) if !wait.is_zero() => Err(wait),
+            // The next slot counts from this send, not from when this one was due, so a late wake-up
+            // never lets the following send come early.
+            _ => {
+                self.next = now + self.interval;
+                Ok(())
+            }
         }
     }
 }
@@ -45,17 +42,25 @@ mod tests {
     fn limits_to_the_configured_rate() {
         let start = Instant::now();
         let mut r = RateLimit::new(10.0, start);
-        let mut sent = 0;
-        // Simulate two seconds in 1 ms steps: about 10 per second plus the initial token.
-        for ms in 0..2000 {
-            if r.acquire(start + Duration::from_millis(ms)).is_ok() {
-                sent += 1;
-            }
-        }
-        assert!((20..=22).contains(&sent), "sent {sent}");
+        // Two seconds in 1 ms steps: one send every 100 ms.
+        let sent = (0..2000)
+            .filter(|ms| r.acquire(start + Duration::from_millis(*ms)).is_ok())
+            .count();
+        assert_eq!(sent, 20);
         let mut slow = RateLimit::new(1.0, start);
         assert!(slow.acquire(start).is_ok());
         let wait = slow.acquire(start).unwrap_err();
         assert!(wait > Duration::from_millis(900) && wait <= Duration::from_secs(1));
+    }
+
+    #[test]
+    fn a_quiet_spell_earns_no_burst() {
+        let start = Instant::now();
+        let mut r = RateLimit::new(20.0, start);
+        let later = start + Duration::from_secs(10);
+        assert!(r.acquire(later).is_ok());
+        let wait = r.acquire(later).unwrap_err();
+        assert_eq!(wait, Duration::from_millis(50));
+        assert!(r.acquire(later + wait).is_ok());
     }
 }
