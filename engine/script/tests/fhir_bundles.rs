@@ -110,6 +110,21 @@ fn one<'a>(b: &'a Value, rtype: &str) -> &'a Value {
     all[0]
 }
 
+/// The one resource of `rtype` for which `pred` holds.
+fn find<'a>(b: &'a Value, rtype: &str, pred: impl Fn(&Value) -> bool) -> &'a Value {
+    let all: Vec<&Value> = of_type(b, rtype).into_iter().filter(|r| pred(r)).collect();
+    assert_eq!(all.len(), 1, "expected one matching {rtype}");
+    all[0]
+}
+
+/// The Encounter of a message whose visit number (PV1-19) is `visit`.
+fn encounter<'a>(b: &'a Value, visit: &str) -> &'a Value {
+    let e = one(b, "Encounter");
+    assert_eq!(e["identifier"][0]["value"], visit);
+    assert_eq!(e["subject"]["reference"], reference_to(one(b, "Patient")));
+    e
+}
+
 fn entry_of<'a>(b: &'a Value, resource: &Value) -> &'a Value {
     b["entry"]
         .as_array()
@@ -147,6 +162,12 @@ fn adt_a01_patient_encounter_and_patient_level_resources() {
     );
     assert_eq!(p["address"][0]["city"], "Springfield");
     assert_eq!(p["deceasedBoolean"], false);
+    let gp = find(&b, "Practitioner", |d| d["name"][0]["family"] == "Primary");
+    assert_eq!(
+        p["generalPractitioner"],
+        serde_json::json!([{"reference": reference_to(gp)}]),
+        "PD1-4"
+    );
     assert_eq!(
         entry_of(&b, p)["request"],
         serde_json::json!({"method": "PUT", "url": "Patient?identifier=urn:id:GOODHEALTH|MRN-1001"})
@@ -295,6 +316,17 @@ fn oru_r01_report_with_typed_observation_values() {
     assert_eq!(report["code"]["coding"][0]["system"], "http://loinc.org");
     assert_eq!(report["issued"], "2024-02-20T14:25:00-08:00");
     assert_eq!(
+        report["conclusion"], "Sample received at 13:05.\nResults reviewed by the lab director.",
+        "NTE after OBR"
+    );
+    let gp = find(&b, "Practitioner", |d| d["name"][0]["family"] == "Family");
+    assert_eq!(p["generalPractitioner"][0]["reference"], reference_to(gp));
+    assert_eq!(
+        one(&b, "Encounter")["reasonCode"][0]["coding"][0]["code"],
+        "CHK",
+        "PV2-3"
+    );
+    assert_eq!(
         entry_of(&b, report)["request"]["url"],
         "DiagnosticReport?identifier=urn:id:CITYLAB|FIL-99"
     );
@@ -363,7 +395,22 @@ fn orm_o01_and_oml_o21_give_service_requests() {
     );
     let doc = one(&b, "Practitioner");
     assert_eq!(sr["requester"]["reference"], reference_to(doc));
-    assert_eq!(one(&b, "Encounter")["class"]["code"], "EMER");
+    let e = one(&b, "Encounter");
+    assert_eq!(e["class"]["code"], "EMER");
+    assert_eq!(e["reasonCode"][0]["coding"][0]["code"], "BLEED");
+    let p = one(&b, "Patient");
+    let allergy = one(&b, "AllergyIntolerance");
+    assert_eq!(allergy["code"]["coding"][0]["code"], "70618");
+    assert_eq!(allergy["patient"]["reference"], reference_to(p));
+    let condition = one(&b, "Condition");
+    assert_eq!(condition["code"]["coding"][0]["code"], "D68.9");
+    assert_eq!(condition["encounter"]["reference"], reference_to(e));
+    let coverage = one(&b, "Coverage");
+    assert_eq!(coverage["subscriberId"], "POL-3003");
+    assert_eq!(coverage["beneficiary"]["reference"], reference_to(p));
+    let insurer = one(&b, "Organization");
+    assert_eq!(insurer["name"], "Gamma Health");
+    assert_eq!(coverage["payor"][0]["reference"], reference_to(insurer));
 
     let b = bundle("oml_o21.hl7");
     let sr = one(&b, "ServiceRequest");
@@ -389,14 +436,23 @@ fn vxu_v04_gives_immunization() {
     assert_eq!(im["primarySource"], true);
     assert_eq!(im["route"]["coding"][0]["code"], "IM");
     assert_eq!(im["site"]["coding"][0]["code"], "LA");
+    let maker = find(&b, "Organization", |o| o["identifier"][0]["value"] == "MSD");
+    assert_eq!(im["manufacturer"]["reference"], reference_to(maker));
     assert_eq!(
-        im["manufacturer"]["reference"],
-        reference_to(one(&b, "Organization"))
-    );
-    assert_eq!(
-        one(&b, "Organization")["identifier"][0]["system"],
+        maker["identifier"][0]["system"],
         "http://terminology.hl7.org/CodeSystem/MVX"
     );
+    let p = one(&b, "Patient");
+    let gp = find(&b, "Practitioner", |d| d["name"][0]["family"] == "Primary");
+    assert_eq!(p["generalPractitioner"][0]["reference"], reference_to(gp));
+    let mother = one(&b, "RelatedPerson");
+    assert_eq!(mother["name"][0]["family"], "Shot");
+    assert_eq!(mother["relationship"][0]["coding"][0]["code"], "MTH");
+    assert_eq!(mother["patient"]["reference"], reference_to(p));
+    let coverage = one(&b, "Coverage");
+    assert_eq!(coverage["subscriberId"], "MCD-4004");
+    let payer = find(&b, "Organization", |o| o["name"] == "State Medicaid");
+    assert_eq!(coverage["payor"][0]["reference"], reference_to(payer));
     assert_eq!(
         one(&b, "Observation")["valueCodeableConcept"]["coding"][0]["code"],
         "V02"
@@ -464,6 +520,28 @@ fn dft_p03_gives_charge_items() {
         reference_to(one(&b, "Encounter"))
     );
     assert_eq!(c["occurrenceDateTime"], "2024-07-15T10:00:00-05:00");
+    let e = one(&b, "Encounter");
+    assert_eq!(e["reasonCode"][0]["coding"][0]["code"], "FU", "PV2-3");
+    let p = one(&b, "Patient");
+    // PD1-4 and FT1-20 name the same doctor: one Practitioner.
+    let doc = one(&b, "Practitioner");
+    assert_eq!(p["generalPractitioner"][0]["reference"], reference_to(doc));
+    assert_eq!(c["performer"][0]["actor"]["reference"], reference_to(doc));
+    let condition = one(&b, "Condition");
+    assert_eq!(condition["code"]["coding"][0]["code"], "I10");
+    assert_eq!(condition["encounter"]["reference"], reference_to(e));
+    let procedure = one(&b, "Procedure");
+    assert_eq!(procedure["code"]["coding"][0]["code"], "99213");
+    assert_eq!(procedure["performedDateTime"], "2024-07-15T10:00:00-05:00");
+    let guarantor = one(&b, "RelatedPerson");
+    assert_eq!(guarantor["relationship"][0]["coding"][0]["code"], "GUAR");
+    assert_eq!(guarantor["relationship"][1]["coding"][0]["code"], "ONESELF");
+    let coverage = one(&b, "Coverage");
+    assert_eq!(coverage["identifier"][0]["value"], "MBR-7007", "IN2-61");
+    assert_eq!(
+        coverage["payor"][0]["reference"],
+        reference_to(one(&b, "Organization"))
+    );
 }
 
 #[test]
@@ -500,6 +578,21 @@ fn message_bundle_and_nk1_as_contact_are_options() {
     let header = &entries[0]["resource"];
     assert_eq!(header["resourceType"], "MessageHeader");
     assert_eq!(header["eventCoding"]["code"], "A01");
+    assert_eq!(
+        header["source"],
+        serde_json::json!({"name": "EPIC", "endpoint": "urn:id:EPIC"}),
+        "MSH-3"
+    );
+    assert_eq!(
+        header["destination"],
+        serde_json::json!([{"name": "RECV", "endpoint": "urn:id:RECV"}]),
+        "MSH-5"
+    );
+    assert_eq!(
+        header["focus"],
+        serde_json::json!([{"reference": reference_to(one(&b, "Patient"))}]),
+        "the message is about the Patient, not the first Practitioner it names"
+    );
     assert!(entries.iter().all(|e| e.get("request").is_none()));
     assert!(of_type(&b, "RelatedPerson").is_empty());
     assert_eq!(
@@ -548,4 +641,251 @@ fn oru_without_pid_gives_subjectless_report_and_refuses_an_empty_one() {
         .run_transform(&script, header_only, &mut Map::new())
         .unwrap_err();
     assert!(err.to_string().contains("nothing to map"), "{err}");
+}
+
+#[test]
+fn adt_a02_transfer_moves_the_encounter_to_the_new_bed() {
+    let b = bundle("adt_a02.hl7");
+    let e = encounter(&b, "V2002");
+    assert_eq!(e["status"], "in-progress");
+    let locations: Vec<(&Value, &Value)> = e["location"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| (&l["location"]["display"], &l["status"]))
+        .collect();
+    assert_eq!(
+        locations,
+        [
+            (&Value::from("GOODHEALTH W3 305 A"), &Value::from("active")),
+            (
+                &Value::from("GOODHEALTH W2 201 B"),
+                &Value::from("completed")
+            ),
+        ],
+        "PV1-3 is where the patient is now, PV1-6 where they were"
+    );
+    let bed = find(&b, "Location", |l| l["name"] == "GOODHEALTH W3 305 A");
+    assert_eq!(bed["physicalType"]["coding"][0]["code"], "bd");
+    assert_eq!(e["location"][0]["location"]["reference"], reference_to(bed));
+}
+
+#[test]
+fn adt_a03_discharge_finishes_the_encounter() {
+    let b = bundle("adt_a03.hl7");
+    let e = encounter(&b, "V2003");
+    assert_eq!(e["status"], "finished");
+    assert_eq!(
+        e["period"],
+        serde_json::json!({"start": "2024-01-15T08:00:00-05:00", "end": "2024-01-19T11:00:00-05:00"})
+    );
+    assert_eq!(
+        e["hospitalization"]["dischargeDisposition"]["coding"][0]["code"],
+        "01"
+    );
+    assert_eq!(e["reasonCode"][0]["coding"][0]["code"], "PNEU", "PV2-3");
+    assert_eq!(
+        e["length"],
+        serde_json::json!({"value": 4, "unit": "days", "system": "http://unitsofmeasure.org", "code": "d"}),
+        "PV2-11"
+    );
+    let procedure = one(&b, "Procedure");
+    assert_eq!(procedure["status"], "completed");
+    assert_eq!(procedure["code"]["coding"][0]["code"], "0BH17EZ");
+    assert_eq!(
+        procedure["code"]["coding"][0]["system"],
+        "http://www.cms.gov/Medicare/Coding/ICD10"
+    );
+    assert_eq!(procedure["performedDateTime"], "2024-01-16T09:30:00-05:00");
+    assert_eq!(procedure["identifier"][0]["value"], "PRC-31");
+    assert_eq!(procedure["encounter"]["reference"], reference_to(e));
+    assert_eq!(
+        procedure["subject"]["reference"],
+        reference_to(one(&b, "Patient"))
+    );
+    assert_eq!(
+        one(&b, "Condition")["encounter"]["reference"],
+        reference_to(e)
+    );
+}
+
+#[test]
+fn adt_a04_registration_is_planned_with_guarantor_and_insurance() {
+    let b = bundle("adt_a04.hl7");
+    let p = one(&b, "Patient");
+    let e = encounter(&b, "V2004");
+    assert_eq!(e["status"], "planned");
+    assert_eq!(e["class"]["code"], "AMB");
+
+    let guarantor = one(&b, "RelatedPerson");
+    assert_eq!(guarantor["patient"]["reference"], reference_to(p));
+    assert_eq!(guarantor["name"][0]["family"], "Young");
+    assert_eq!(guarantor["identifier"][0]["value"], "G-2004");
+    assert_eq!(guarantor["address"][0]["city"], "Springfield");
+    let codes: Vec<&Value> = guarantor["relationship"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| &r["coding"][0]["code"])
+        .collect();
+    assert_eq!(codes, [&Value::from("GUAR"), &Value::from("FTH")]);
+    assert_eq!(entry_of(&b, guarantor)["request"]["method"], "PUT");
+
+    let coverage = one(&b, "Coverage");
+    let insurer = one(&b, "Organization");
+    assert_eq!(insurer["name"], "Beta Mutual");
+    assert_eq!(coverage["status"], "active");
+    assert_eq!(coverage["beneficiary"]["reference"], reference_to(p));
+    assert_eq!(coverage["payor"][0]["reference"], reference_to(insurer));
+    assert_eq!(coverage["subscriberId"], "POL-5551");
+    assert_eq!(coverage["relationship"]["coding"][0]["code"], "CHILD");
+    assert_eq!(coverage["class"][0]["value"], "GRP-9");
+    assert_eq!(coverage["class"][0]["name"], "Springfield Schools");
+    assert_eq!(
+        coverage["period"],
+        serde_json::json!({"start": "2024-01-01", "end": "2024-12-31"})
+    );
+    assert_eq!(coverage["identifier"][0]["value"], "MBR-2004", "IN2-61");
+}
+
+#[test]
+fn adt_a05_pre_admission_is_planned_with_its_pre_admit_number() {
+    let b = bundle("adt_a05.hl7");
+    let e = encounter(&b, "V2005");
+    assert_eq!(e["status"], "planned");
+    assert_eq!(e["period"]["start"], "2024-02-01T07:00:00-05:00");
+    assert_eq!(
+        e["hospitalization"]["preAdmissionIdentifier"]["value"],
+        "PRE-2005"
+    );
+}
+
+#[test]
+fn adt_a06_and_a07_change_the_encounter_class() {
+    let b = bundle("adt_a06.hl7");
+    let e = encounter(&b, "V2006");
+    assert_eq!(e["class"]["code"], "IMP", "outpatient became inpatient");
+    assert_eq!(e["status"], "in-progress");
+    assert_eq!(e["location"][1]["status"], "completed");
+    assert_eq!(e["location"][1]["location"]["display"], "GOODHEALTH ER 1 1");
+
+    let b = bundle("adt_a07.hl7");
+    let e = encounter(&b, "V2007");
+    assert_eq!(e["class"]["code"], "AMB", "inpatient became outpatient");
+    assert_eq!(e["status"], "in-progress");
+}
+
+#[test]
+fn adt_a08_explicit_nulls_emit_nothing_and_iam_gives_an_allergy() {
+    let b = bundle("adt_a08.hl7");
+    let p = one(&b, "Patient");
+    assert_eq!(p["name"][0]["family"], "Update");
+    // PID-11, PID-13 and PID-16 are "": the elements are left out, so the PUT clears them on the server.
+    for cleared in ["address", "telecom", "maritalStatus"] {
+        assert!(p.get(cleared).is_none(), "{cleared} in {p}");
+    }
+    let e = encounter(&b, "V2008");
+    assert!(e.get("participant").is_none(), "PV1-7 is \"\": {e}");
+    assert!(of_type(&b, "Practitioner").is_empty());
+    let text = serde_json::to_string(&b).unwrap();
+    assert!(!text.contains("\"\\\"\\\"\""), "an HL7 null leaked as text");
+
+    let allergy = one(&b, "AllergyIntolerance");
+    assert_eq!(allergy["patient"]["reference"], reference_to(p));
+    assert_eq!(allergy["code"]["coding"][0]["code"], "1191");
+    assert_eq!(
+        allergy["code"]["coding"][0]["system"],
+        "http://www.nlm.nih.gov/research/umls/rxnorm"
+    );
+    assert_eq!(allergy["category"], serde_json::json!(["medication"]));
+    assert_eq!(allergy["criticality"], "low");
+    assert_eq!(
+        allergy["reaction"][0]["manifestation"][0]["coding"][0],
+        serde_json::json!({"system": "http://snomed.info/sct", "code": "39579001", "display": "Anaphylaxis"})
+    );
+    assert_eq!(allergy["identifier"][0]["value"], "IAM-2008");
+    assert_eq!(allergy["onsetDateTime"], "2023-01-01");
+    assert_eq!(allergy["recordedDate"], "2024-01-24T08:50:00-05:00");
+}
+
+#[test]
+fn adt_a11_cancels_the_encounter() {
+    let b = bundle("adt_a11.hl7");
+    let e = encounter(&b, "V2011");
+    assert_eq!(e["status"], "cancelled");
+    assert_eq!(
+        entry_of(&b, e)["request"]["url"],
+        "Encounter?identifier=urn:id:GOODHEALTH|V2011"
+    );
+}
+
+#[test]
+fn adt_a13_cancelled_discharge_reopens_the_encounter() {
+    let b = bundle("adt_a13.hl7");
+    let e = encounter(&b, "V2013");
+    assert_eq!(e["status"], "in-progress");
+    assert_eq!(
+        e["period"],
+        serde_json::json!({"start": "2024-01-24T08:00:00-05:00"}),
+        "the cancelled discharge time is not an end"
+    );
+}
+
+#[test]
+fn adt_a28_and_a31_person_updates_carry_the_general_practitioner() {
+    let b = bundle("adt_a28.hl7");
+    let p = one(&b, "Patient");
+    assert_eq!(p["identifier"][0]["value"], "MRN-2028");
+    let gp = one(&b, "Practitioner");
+    assert_eq!(gp["name"][0]["family"], "Primary");
+    assert_eq!(p["generalPractitioner"][0]["reference"], reference_to(gp));
+    let brother = one(&b, "RelatedPerson");
+    assert_eq!(brother["relationship"][0]["coding"][0]["code"], "BRO");
+    assert_eq!(brother["telecom"][0]["value"], "(555)555-2828");
+    // PV1-2 N: a person-level event, the IG's class "not applicable".
+    assert_eq!(one(&b, "Encounter")["class"]["code"], "N");
+
+    let b = bundle("adt_a31.hl7");
+    let p = one(&b, "Patient");
+    assert_eq!(
+        p["address"][0],
+        serde_json::json!({"line": ["7 New Rd"], "city": "Shelbyville", "state": "IL", "postalCode": "62565", "country": "USA", "use": "home"})
+    );
+    assert_eq!(
+        p["generalPractitioner"][0]["reference"],
+        reference_to(one(&b, "Practitioner"))
+    );
+}
+
+#[test]
+fn siu_s13_s14_s15_reschedule_modify_and_cancel_the_appointment() {
+    let s13 = bundle("siu_s13.hl7");
+    let a = one(&s13, "Appointment");
+    assert_eq!(a["status"], "booked");
+    assert_eq!(a["start"], "2024-05-22T14:00:00-05:00", "TQ1-7");
+    assert_eq!(a["end"], "2024-05-22T14:30:00-05:00", "TQ1-8");
+    assert_eq!(a["identifier"][0]["value"], "APT-2");
+
+    let s14 = bundle("siu_s14.hl7");
+    let modified = one(&s14, "Appointment");
+    assert_eq!(modified["status"], "pending", "SCH-25 Pending");
+    assert_eq!(modified["start"], "2024-05-22T14:00:00-05:00");
+    assert_eq!(modified["appointmentType"]["coding"][0]["code"], "ROUTINE");
+    assert_eq!(
+        modified["id"], a["id"],
+        "the same appointment (SCH-1) in both messages"
+    );
+
+    let s15 = bundle("siu_s15.hl7");
+    let cancelled = one(&s15, "Appointment");
+    assert_eq!(cancelled["status"], "cancelled", "S15 whatever SCH-25 says");
+    assert_eq!(cancelled["id"], a["id"]);
+    let actors: Vec<&Value> = cancelled["participant"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| &p["actor"]["reference"])
+        .collect();
+    assert!(actors.contains(&&Value::String(reference_to(one(&s15, "Patient")))));
+    assert!(actors.contains(&&Value::String(reference_to(one(&s15, "Practitioner")))));
 }
