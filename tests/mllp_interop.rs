@@ -1,16 +1,30 @@
-//! MLLP interoperability with clients and servers nobody here wrote: python-hl7 (`mllp_send`, `hl7.mllp`)
-//! and node-hl7-client, against the real `junction` binary.
+//! MLLP on real sockets against the real `junction` binary: `junction listen` and `junction send`
+//! with each other (Latin-1 messages and ACKs, unparseable frames, stdout output, TLS with
+//! certificates made at test time), a channel's MLLP source, and clients and servers nobody here
+//! wrote: python-hl7 (`mllp_send`, `hl7.mllp`) and node-hl7-client.
 //!
-//! Tools are looked up in tests/.venv and tests/node_modules (or via env vars); absent tools print SKIP,
-//! unless JUNCTION_REQUIRE_INTEROP=1 (CI), which makes them a failure.
+//! Third-party tools are looked up in tests/.venv and tests/node_modules (or via env vars); absent
+//! tools print SKIP, unless JUNCTION_REQUIRE_INTEROP=1 (CI), which makes them a failure.
 #![allow(clippy::unwrap_used)]
 
+#[path = "support/engine.rs"]
+mod engine;
+#[path = "../engine/net/tests/support/pki.rs"]
+mod pki;
 #[path = "support/mod.rs"]
 mod support;
 
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::process::{Command, Stdio};
+use std::time::Duration;
 
-use support::{first_line, interop_tool, spawn_listen, tests_dir, wait_listening, Process};
+use engine::{eventually, Engine};
+use pki::Pki;
+use support::{
+    first_line, free_port, interop_tool, run_junction, spawn_junction, spawn_listen, tests_dir,
+    wait_listening, Process,
+};
 
 const ADT: &str =
     "MSH|^~\\&|PYAPP|PYFAC|JUNCTION|HOSP|20240102030405||ADT^A01^ADT_A01|PY0001|P|2.5.1\r\
@@ -173,4 +187,254 @@ fn junction_send_to_a_python_hl7_mllp_server() {
     ]);
     assert_eq!(result.status.code(), Some(1), "an AR must fail the command");
     assert!(String::from_utf8_lossy(&result.stdout).contains("MSA|AR|REJECT1"));
+}
+
+/// The project's Latin-1 test message (MSH-18 `8859/1`, MSH-10 `LATIN1`).
+fn latin1_message() -> Vec<u8> {
+    std::fs::read(tests_dir().join("messages/latin1_8859.hl7")).unwrap()
+}
+
+/// Sends one MLLP frame holding `payload` on a fresh connection and returns the answer frame's
+/// payload as text (ACKs for these tests are ASCII).
+fn exchange(addr: SocketAddr, payload: &[u8]) -> String {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut frame = vec![0x0B];
+    frame.extend_from_slice(payload);
+    frame.extend_from_slice(&[0x1C, 0x0D]);
+    stream.write_all(&frame).unwrap();
+    let mut answer = Vec::new();
+    let mut chunk = [0u8; 4096];
+    while !answer.ends_with(&[0x1C, 0x0D]) {
+        let n = stream.read(&mut chunk).unwrap();
+        assert!(n > 0, "connection closed before the ACK");
+        answer.extend_from_slice(&chunk[..n]);
+    }
+    let text = String::from_utf8(answer).unwrap();
+    text.trim_start_matches('\u{b}')
+        .trim_end_matches("\u{1c}\r")
+        .to_owned()
+}
+
+/// The first segment of `ack` named `name`.
+fn segment<'a>(ack: &'a str, name: &str) -> &'a str {
+    ack.split('\r')
+        .find(|s| s.starts_with(name))
+        .unwrap_or_else(|| panic!("no {name} in {ack:?}"))
+}
+
+#[test]
+fn latin1_message_to_junction_listen_gets_aa_and_is_written_decoded() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("received.hl7");
+    let (_listen, addr) = spawn_listen(&out);
+    let ack = exchange(addr, &latin1_message());
+    assert_eq!(segment(&ack, "MSA"), "MSA|AA|LATIN1", "{ack}");
+    // Written as UTF-8 text with the characters MSH-18 says the bytes mean.
+    let received = std::fs::read_to_string(&out).unwrap();
+    assert!(
+        received.contains("PID|1||L1^^^H^MR||Müller^Jürgen^Björn||19700101|M|||Straße 5^^Köln"),
+        "{received}"
+    );
+    assert!(received.contains("Größe 180 cm; ½ Dosis"), "{received}");
+    let parsed = run_junction(&["parse", "--get", "PID-11-3", out.to_str().unwrap()]);
+    assert_eq!(String::from_utf8(parsed.stdout).unwrap(), "Köln\n");
+}
+
+#[test]
+fn latin1_message_to_a_channel_mllp_source_is_accepted_and_read_decoded() {
+    let dir = tempfile::tempdir().unwrap();
+    let addr = SocketAddr::from(([127, 0, 0, 1], free_port()));
+    let files = dir.path().join("out");
+    let mut engine = Engine::new(dir.path());
+    // The transform throws (and nothing is written) unless the script sees the decoded name.
+    engine.channel(
+        "latin1.yaml",
+        &format!(
+            "name: latin1\n\
+             source:\n  mllp: {{ listen: \"{addr}\" }}\n\
+             transform: |\n  if msg[\"PID-5-1\"] != \"Müller\" {{ throw \"not decoded\"; }}\n  msg\n\
+             destinations:\n  - name: files\n    file: {{ dir: \"{}\", name: \"${{MSH-10}}.hl7\" }}\n",
+            files.display()
+        ),
+    );
+    engine.start();
+    wait_listening(addr);
+    let ack = exchange(addr, &latin1_message());
+    assert_eq!(segment(&ack, "MSA"), "MSA|AA|LATIN1", "{ack}");
+    let written = files.join("LATIN1.hl7");
+    assert!(
+        eventually(10, || written.exists()),
+        "nothing written: {}",
+        engine.log_text()
+    );
+    // Unchanged by the transform, so written back in its own charset byte for byte.
+    assert!(eventually(5, || std::fs::read(&written)
+        .unwrap_or_default()
+        == latin1_message()));
+}
+
+#[test]
+fn junction_send_prints_the_msa_of_a_latin1_ack() {
+    let peer = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = peer.local_addr().unwrap();
+    let server = std::thread::spawn(move || {
+        let (mut stream, _) = peer.accept().unwrap();
+        let mut frame = Vec::new();
+        let mut chunk = [0u8; 4096];
+        while !frame.ends_with(&[0x1C, 0x0D]) {
+            let n = stream.read(&mut chunk).unwrap();
+            assert!(n > 0);
+            frame.extend_from_slice(&chunk[..n]);
+        }
+        let mut ack = b"\x0bMSH|^~\\&|R|F|S|F|2024||ACK|A1|P|2.5|||||DEU|8859/1\r".to_vec();
+        ack.extend_from_slice(b"MSA|AE|LATIN1|Stra\xdfe gesperrt\r\x1c\r");
+        stream.write_all(&ack).unwrap();
+    });
+    let file = tests_dir().join("messages/latin1_8859.hl7");
+    let out = run_junction(&[
+        "send",
+        "--to",
+        &addr.to_string(),
+        "--timeout",
+        "10",
+        file.to_str().unwrap(),
+    ]);
+    server.join().unwrap();
+    assert_eq!(out.status.code(), Some(1), "an AE fails the command");
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        stdout.contains("latin1_8859.hl7#1: MSA|AE|LATIN1|Straße gesperrt"),
+        "{stdout} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn junction_listen_answers_ar_with_the_reason_for_a_frame_that_does_not_parse() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("received.hl7");
+    let (mut listen, addr) = spawn_listen(&out);
+    let ack = exchange(
+        addr,
+        b"MSH|^~\\&|A|B|C|D|2024||ADT^A01|BAD1|P|2.5\rPID|1\rpid|2\r",
+    );
+    let msa = segment(&ack, "MSA");
+    assert!(
+        msa.starts_with("MSA|AR|BAD1|segment 3 (pid): invalid segment name"),
+        "{ack}"
+    );
+    assert!(segment(&ack, "ERR").contains("segment 3 (pid)"), "{ack}");
+    let ack = exchange(addr, b"PID|1||X\r");
+    assert_eq!(
+        segment(&ack, "MSA"),
+        "MSA|AR||message has no readable MSH segment"
+    );
+    // Still serving; nothing rejected was written to --out.
+    let ack = exchange(addr, ADT.as_bytes());
+    assert_eq!(segment(&ack, "MSA"), "MSA|AA|PY0001");
+    let received = std::fs::read_to_string(&out).unwrap();
+    assert!(!received.contains("BAD1") && received.contains("PY0001"));
+    listen.0.kill().unwrap();
+    let mut log = String::new();
+    listen
+        .0
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut log)
+        .unwrap();
+    assert!(log.contains("rejected a message"), "{log}");
+}
+
+#[test]
+fn junction_listen_binds_loopback_by_default_and_prints_to_stdout_without_out() {
+    let port = free_port();
+    let mut listen = spawn_junction(&["listen", "--port", &port.to_string()]);
+    let mut stderr = BufReader::new(listen.0.stderr.take().unwrap());
+    let mut line = String::new();
+    while !line.contains("listening on") {
+        line.clear();
+        assert!(stderr.read_line(&mut line).unwrap() > 0, "listen exited");
+    }
+    assert_eq!(
+        line.trim_end(),
+        format!("junction listen: listening on 127.0.0.1:{port}")
+    );
+    let ack = exchange(SocketAddr::from(([127, 0, 0, 1], port)), ADT.as_bytes());
+    assert_eq!(segment(&ack, "MSA"), "MSA|AA|PY0001");
+    // The message was written and flushed before the ACK; stop the listener to read it all.
+    listen.0.kill().unwrap();
+    let mut printed = String::new();
+    listen
+        .0
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut printed)
+        .unwrap();
+    assert_eq!(printed, format!("{}\n", ADT.replace('\r', "\n")));
+}
+
+#[test]
+fn junction_send_over_tls_to_junction_listen_with_and_without_client_certificates() {
+    let pki = Pki::generate();
+    let path = |name: &str| pki.path(name).to_str().unwrap().to_owned();
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("tls.hl7");
+    std::fs::write(&input, ADT.replace("PY0001", "TLS1")).unwrap();
+    let input = input.to_str().unwrap();
+    let (server_cert, server_key) = (path("server.pem"), path("server.key"));
+    let listen = |extra: &[&str]| {
+        let port = free_port().to_string();
+        let mut args = vec!["listen", "--port", &port];
+        args.extend(["--tls-cert", &server_cert, "--tls-key", &server_key]);
+        args.extend_from_slice(extra);
+        let process = spawn_junction(&args);
+        let addr = SocketAddr::from(([127, 0, 0, 1], port.parse().unwrap()));
+        wait_listening(addr);
+        (process, addr.to_string())
+    };
+    let send = |to: &str, tls: &[&str]| {
+        let mut args = vec!["send", "--to", to, "--timeout", "5"];
+        args.extend_from_slice(tls);
+        args.push(input);
+        run_junction(&args)
+    };
+    let (ca, cert, key) = (path("ca.pem"), path("client.pem"), path("client.key"));
+
+    let (_server, addr) = listen(&[]);
+    let out = send(&addr, &["--tls-ca", &ca]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("tls.hl7#1: MSA|AA|TLS1"));
+    let plain = send(&addr, &[]);
+    assert_eq!(plain.status.code(), Some(1), "plain MLLP to a TLS listener");
+    let other = Pki::generate();
+    let untrusted = send(&addr, &["--tls-ca", other.path("ca.pem").to_str().unwrap()]);
+    assert_eq!(
+        untrusted.status.code(),
+        Some(1),
+        "server certificate from another CA"
+    );
+
+    // Mutual TLS: a client certificate from the CA is let in, no certificate is not.
+    let (_mtls, addr) = listen(&["--tls-client-ca", &ca]);
+    let out = send(
+        &addr,
+        &["--tls-ca", &ca, "--tls-cert", &cert, "--tls-key", &key],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("MSA|AA|TLS1"));
+    let out = send(&addr, &["--tls-ca", &ca]);
+    assert_eq!(out.status.code(), Some(1), "no client certificate");
 }

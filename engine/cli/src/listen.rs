@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
 
+use junction_hl7::Charset;
 use junction_net::{
     CancellationToken, Handler, Inbound, Listener, ListenerConfig, Outcome, ServerTls,
 };
@@ -36,7 +37,7 @@ pub struct ListenArgs {
     tls_client_ca: Option<PathBuf>,
 }
 
-/// Writes each accepted message (segments on their own lines, a blank line after) to the output.
+/// Writes each accepted message as UTF-8 (segments on their own lines, a blank line after) to the output.
 struct Printer {
     out: Mutex<Output>,
 }
@@ -60,12 +61,11 @@ impl Handler for Printer {
             Ok(mut out) => {
                 let Output { to, text } = &mut *out;
                 text.clear();
-                text.extend(
-                    message
-                        .payload
-                        .iter()
-                        .map(|&b| if b == b'\r' { b'\n' } else { b }),
-                );
+                // Shown as UTF-8 whatever MSH-18 names: the listener checked that it decodes.
+                let decoded = Charset::decode_message(&message.payload)
+                    .map(|(t, _)| t)
+                    .unwrap_or_else(|_| String::from_utf8_lossy(&message.payload));
+                text.extend(decoded.bytes().map(|b| if b == b'\r' { b'\n' } else { b }));
                 if !text.ends_with(b"\n") {
                     text.push(b'\n');
                 }

@@ -90,9 +90,13 @@ pub fn run(args: SendArgs) -> ExitCode {
     }
 }
 
-/// The ACK's MSA segment as text (the sender has already checked that there is one).
+/// The ACK's MSA segment as text, decoded by the ACK's MSH-18 (the sender has already checked that
+/// there is one).
 fn msa_line(ack: &[u8]) -> String {
-    junction_hl7::Message::parse(ack)
+    let Ok((text, _)) = junction_hl7::Charset::decode_message(ack) else {
+        return String::new();
+    };
+    junction_hl7::Message::parse(text.as_bytes())
         .ok()
         .and_then(|m| m.find("MSA", 1).map(|msa| msa.raw().to_owned()))
         .unwrap_or_default()
