@@ -127,11 +127,21 @@ impl MllpClient {
 
     /// Send one message and return (MSA-1, MSA-2) of the answer.
     pub fn send(&mut self, message: &str) -> std::io::Result<(String, String)> {
-        let mut frame = Vec::with_capacity(message.len() + 3);
-        frame.push(0x0B);
-        frame.extend_from_slice(message.as_bytes());
-        frame.extend_from_slice(&[0x1C, 0x0D]);
-        self.stream.write_all(&frame)?;
+        let text = self.send_for_ack(message)?;
+        let msa = text
+            .split(['\r', '\n'])
+            .find(|s| s.starts_with("MSA"))
+            .unwrap_or_default()
+            .to_owned();
+        let mut fields = msa.split('|').skip(1);
+        let code = fields.next().unwrap_or_default().to_owned();
+        let id = fields.next().unwrap_or_default().to_owned();
+        Ok((code, id))
+    }
+
+    /// Send one message and return the whole answer (ACK segments, without the MLLP framing bytes).
+    pub fn send_for_ack(&mut self, message: &str) -> std::io::Result<String> {
+        self.write_frame(message)?;
         let mut buf = Vec::new();
         let mut byte = [0u8; 4096];
         loop {
@@ -148,15 +158,46 @@ impl MllpClient {
             }
         }
         let text = String::from_utf8_lossy(&buf);
-        let msa = text
-            .split(['\r', '\n'])
-            .find(|s| s.starts_with("MSA"))
-            .unwrap_or_default()
-            .to_owned();
-        let mut fields = msa.split('|').skip(1);
-        let code = fields.next().unwrap_or_default().to_owned();
-        let id = fields.next().unwrap_or_default().to_owned();
-        Ok((code, id))
+        Ok(text.trim_matches(['\x0b', '\x1c', '\r']).to_owned())
+    }
+
+    /// Send one message and count the bytes that come back within `wait` (an `ack: none` channel
+    /// should send none). A connection the peer closes is an error, not silence.
+    pub fn send_expecting_silence(
+        &mut self,
+        message: &str,
+        wait: Duration,
+    ) -> std::io::Result<usize> {
+        self.write_frame(message)?;
+        self.stream.set_read_timeout(Some(wait))?;
+        let mut byte = [0u8; 4096];
+        let answer = match self.stream.read(&mut byte) {
+            Ok(0) => Err(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                "connection closed",
+            )),
+            Ok(n) => Ok(n),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                Ok(0)
+            }
+            Err(e) => Err(e),
+        };
+        self.stream
+            .set_read_timeout(Some(Duration::from_secs(10)))?;
+        answer
+    }
+
+    fn write_frame(&mut self, message: &str) -> std::io::Result<()> {
+        let mut frame = Vec::with_capacity(message.len() + 3);
+        frame.push(0x0B);
+        frame.extend_from_slice(message.as_bytes());
+        frame.extend_from_slice(&[0x1C, 0x0D]);
+        self.stream.write_all(&frame)
     }
 }
 
@@ -196,4 +237,45 @@ pub fn eventually(secs: u64, mut check: impl FnMut() -> bool) -> bool {
         std::thread::sleep(Duration::from_millis(100));
     }
     check()
+}
+
+/// An MLLP peer on a free port that answers every message with `code` (e.g. `AE`) and `text` in
+/// MSA-3; runs until the test process ends.
+pub fn spawn_naking_peer(code: &'static str, text: &'static str) -> SocketAddr {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            std::thread::spawn(move || answer_every_frame(stream, code, text));
+        }
+    });
+    addr
+}
+
+fn answer_every_frame(mut stream: TcpStream, code: &str, text: &str) {
+    let mut pending = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        let n = match stream.read(&mut chunk) {
+            Ok(0) | Err(_) => return,
+            Ok(n) => n,
+        };
+        pending.extend_from_slice(&chunk[..n]);
+        while let Some(end) = pending.windows(2).position(|w| w == [0x1C, 0x0D]) {
+            let frame: Vec<u8> = pending.drain(..end + 2).collect();
+            let message = String::from_utf8_lossy(&frame);
+            let control_id = message
+                .split(['\r', '\n'])
+                .find_map(|l| l.trim_start_matches('\x0b').strip_prefix("MSH|"))
+                .and_then(|msh| msh.split('|').nth(8))
+                .unwrap_or_default()
+                .to_owned();
+            let ack = format!(
+                "\x0bMSH|^~\\&|PEER|FAC|SEND|FAC|20260101120000||ACK|A{control_id}|P|2.5.1\rMSA|{code}|{control_id}|{text}\r\x1c\r"
+            );
+            if stream.write_all(ack.as_bytes()).is_err() {
+                return;
+            }
+        }
+    }
 }

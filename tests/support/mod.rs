@@ -108,3 +108,46 @@ pub fn interop_tool(what: &str, env_var: &str, default: &str) -> Option<PathBuf>
 pub fn run_junction(args: &[&str]) -> std::process::Output {
     Command::new(junction_bin()).args(args).output().unwrap()
 }
+
+/// `junction messages list --channel CHANNEL --data DATA --json` of a stopped engine: every stored
+/// message's summary (newest first).
+pub fn stored_messages(data: &std::path::Path, channel: &str) -> Vec<serde_json::Value> {
+    let out = run_junction(&[
+        "messages",
+        "list",
+        "--channel",
+        channel,
+        "--data",
+        data.to_str().unwrap(),
+        "--limit",
+        "1000",
+        "--json",
+    ]);
+    assert!(
+        out.status.success(),
+        "messages list failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let list: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    list["messages"].as_array().cloned().unwrap_or_default()
+}
+
+/// `junction messages show --channel CHANNEL --data DATA --json SEQ` of a stopped engine.
+pub fn stored_message(data: &std::path::Path, channel: &str, seq: u64) -> serde_json::Value {
+    let out = run_junction(&[
+        "messages",
+        "show",
+        "--channel",
+        channel,
+        "--data",
+        data.to_str().unwrap(),
+        "--json",
+        &seq.to_string(),
+    ]);
+    assert!(
+        out.status.success(),
+        "messages show failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}

@@ -47,6 +47,9 @@ pub struct ChannelShared {
     pub metrics: Arc<ChannelMetrics>,
     /// Whether the channel's sources take messages (paused channels refuse with AE).
     pub paused: AtomicBool,
+    /// Whether logs may carry message content (thrown values, peers' answers); off unless the channel
+    /// sets `log_content: true`.
+    pub log_content: bool,
 }
 
 /// A destination's worker settings and counters.
@@ -110,6 +113,7 @@ pub fn start_workers(
         waiters: Mutex::new(HashMap::new()),
         metrics: previous.map_or_else(Arc::default, |p| Arc::clone(&p.shared.metrics)),
         paused: AtomicBool::new(paused),
+        log_content: config.log_content,
     });
     let mut destinations = Vec::new();
     for d in &config.destinations {
@@ -197,11 +201,11 @@ async fn inbox_worker(
             runs.push_back(async move { (lease, job.await) });
         }
         let mut done = Vec::new();
-        let mut verdicts = Vec::new();
+        let mut answers = Vec::new();
         while let Some((lease, run)) = runs.next().await {
             match run {
                 Ok(run) => {
-                    verdicts.push(run.verdict);
+                    answers.push((run.verdict, run.summary));
                     done.push((lease, run.processed));
                 }
                 // The lease drops here, so the message stays in the inbox for the next round.
@@ -211,9 +215,9 @@ async fn inbox_worker(
             }
         }
         let committed = commit_round(&ch, &done);
-        for (((lease, processed), verdict), ok) in done.iter().zip(verdicts).zip(committed) {
+        for (((lease, processed), answer), ok) in done.iter().zip(answers).zip(committed) {
             if ok {
-                finish(&ch, &destinations, lease, &processed.disposition, verdict);
+                finish(&ch, &destinations, lease, &processed.disposition, answer);
             }
         }
     }
@@ -240,13 +244,13 @@ fn commit_round(ch: &ChannelShared, done: &[(InboxLease, Processed)]) -> Vec<boo
 }
 
 /// After a processed message is recorded: wake its destinations, count it, answer a waiting
-/// `ack: processed` sender.
+/// `ack: processed` sender. `answer` is the verdict and the content-free summary of an error.
 fn finish(
     ch: &ChannelShared,
     destinations: &[Arc<DestinationRuntime>],
     lease: &InboxLease,
     disposition: &Disposition,
-    verdict: Verdict,
+    (verdict, summary): (Verdict, Option<String>),
 ) {
     let seq = lease.seq();
     let control_id = control_id(lease);
@@ -264,7 +268,11 @@ fn finish(
         Disposition::Filtered { .. } => inc(&ch.metrics.filtered),
         Disposition::Errored { error } => {
             inc(&ch.metrics.errored);
-            warn!(channel = %ch.name, control_id, seq, error = %error, "message errored");
+            let shown = match summary {
+                Some(summary) if !ch.log_content => summary,
+                _ => error.clone(),
+            };
+            warn!(channel = %ch.name, control_id, seq, error = %shown, "message errored");
         }
     }
     let waiter = ch.waiters.lock().ok().and_then(|mut w| w.remove(&seq));
@@ -344,11 +352,13 @@ async fn destination_worker(
             }
             Settlement::Retry { error, .. } => {
                 inc(&rt.metrics.retried);
-                warn!(channel = %ch.name, destination = %config.name, control_id, seq, attempt, error = %error, "delivery failed; will retry");
+                let error = loggable(&ch, error);
+                warn!(channel = %ch.name, destination = %config.name, control_id, seq, attempt, error, "delivery failed; will retry");
             }
             Settlement::Failed { error } => {
                 inc(&rt.metrics.errored);
-                warn!(channel = %ch.name, destination = %config.name, control_id, seq, attempt, error = %error, "delivery failed for good; message errored");
+                let error = loggable(&ch, error);
+                warn!(channel = %ch.name, destination = %config.name, control_id, seq, attempt, error, "delivery failed for good; message errored");
             }
         }
         if !matches!(settlement, Settlement::Sent { .. })
@@ -361,6 +371,17 @@ async fn destination_worker(
             error!(channel = %ch.name, destination = %config.name, control_id, seq, error = %e, "cannot record the delivery; it will be retried");
         }
     }
+}
+
+/// A delivery error as the log may show it. Delivery errors read `context: detail`, where the context
+/// is content-free (`AE from 10.1.2.3:6661`, `HTTP 500 Internal Server Error`, `cannot connect to
+/// host:port`) and the detail may be the peer's own words (a NAK's text, a response body) quoting the
+/// message; without `log_content` only the context is logged, the whole error stays on the record.
+fn loggable<'a>(ch: &ChannelShared, error: &'a str) -> &'a str {
+    if ch.log_content {
+        return error;
+    }
+    error.split_once(": ").map_or(error, |(context, _)| context)
 }
 
 async fn idle_for(wait: Duration, stop: &CancellationToken) -> bool {

@@ -66,6 +66,9 @@ pub struct Run {
     pub processed: Processed,
     /// The answer for `ack: processed`.
     pub verdict: Verdict,
+    /// Why the message errored, free of message content (stage, script file and line, error kind, rule),
+    /// for logs; the full reason is in `processed`. `None` unless the message errored.
+    pub summary: Option<String>,
 }
 
 /// A destination's scripts.
@@ -194,13 +197,17 @@ impl Pipeline {
                 detail,
             });
         };
-        let finish = |stages: Vec<StageOutcome>, disposition: Disposition, verdict: Verdict| Run {
+        let finish = |stages: Vec<StageOutcome>,
+                      disposition: Disposition,
+                      verdict: Verdict,
+                      summary: Option<String>| Run {
             processed: Processed {
                 at: now,
                 stages,
                 disposition,
             },
             verdict,
+            summary,
         };
 
         let mut msg = match MessageBuf::parse(raw) {
@@ -214,6 +221,8 @@ impl Pipeline {
                         error: error.clone(),
                     },
                     Verdict::Reject(error),
+                    // The parser's reason may quote the bytes it could not read.
+                    Some(String::from("parse: unparseable message")),
                 );
             }
         };
@@ -224,7 +233,9 @@ impl Pipeline {
                 Disposition::Errored {
                     error: error.clone(),
                 },
-                Verdict::Error(error),
+                Verdict::Error(error.clone()),
+                // A rule's reason names the rule and its pattern, never the value it found.
+                Some(error),
             );
         }
 
@@ -302,7 +313,8 @@ impl Pipeline {
                     payload: bytes,
                 }),
                 Err(e) => {
-                    let error = format!("{transform_stage}: output cannot be encoded: {e}");
+                    let summary = format!("{transform_stage}: output cannot be encoded");
+                    let error = format!("{summary}: {e}");
                     stage(&transform_stage, Status::Errored, Some(error.clone()));
                     return finish(
                         stages,
@@ -310,11 +322,12 @@ impl Pipeline {
                             error: error.clone(),
                         },
                         Verdict::Error(error),
+                        Some(summary),
                     );
                 }
             }
         }
-        finish(stages, Disposition::Routed(outputs), Verdict::Accept)
+        finish(stages, Disposition::Routed(outputs), Verdict::Accept, None)
     }
 
     /// The first failed `require` or `match` rule, as text naming the rule.
@@ -344,13 +357,15 @@ impl Pipeline {
         flow: Flow,
         now: UnixMillis,
     ) -> Run {
-        let (status, disposition, verdict) = match flow {
+        // The script's reason may quote the message, so the log summary leaves it out.
+        let (status, disposition, verdict, summary) = match flow {
             Flow::Filtered(reason) => (
                 Status::Filtered,
                 Disposition::Filtered {
                     reason: reason.clone(),
                 },
                 Verdict::Accept,
+                None,
             ),
             Flow::Reject(reason) => (
                 Status::Errored,
@@ -358,6 +373,7 @@ impl Pipeline {
                     error: format!("{stage}: rejected: {reason}"),
                 },
                 Verdict::Reject(reason),
+                Some(format!("{stage}: rejected by the script (reject())")),
             ),
             Flow::Fail(reason) => (
                 Status::Errored,
@@ -365,6 +381,7 @@ impl Pipeline {
                     error: format!("{stage}: failed: {reason}"),
                 },
                 Verdict::Error(reason),
+                Some(format!("{stage}: failed by the script (fail())")),
             ),
         };
         let detail = match &disposition {
@@ -385,6 +402,7 @@ impl Pipeline {
                 disposition,
             },
             verdict,
+            summary,
         }
     }
 
@@ -401,6 +419,12 @@ fn script_failure(
     now: UnixMillis,
 ) -> Run {
     let error = format!("{stage}: {e}");
+    // File, line and kind locate the failure; the message (a thrown value, a type error quoting a
+    // field) may carry patient data and stays in the record.
+    let located = ScriptError {
+        message: String::from("details in the message record"),
+        ..e.clone()
+    };
     stages.push(StageOutcome {
         at: now,
         stage: stage.to_owned(),
@@ -416,6 +440,7 @@ fn script_failure(
             },
         },
         verdict: Verdict::Error(error),
+        summary: Some(format!("{stage}: {located}")),
     }
 }
 

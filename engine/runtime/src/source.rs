@@ -64,8 +64,29 @@ pub async fn accept(
     header: Option<&MshHeader>,
     invalid: Option<String>,
 ) -> Outcome {
+    match store_and_answer(ch, payload, header, invalid).await {
+        Answer::NotStored(reason) => Outcome::Error(reason),
+        Answer::Stored(outcome) => outcome,
+    }
+}
+
+/// What became of one message handed to a source: whether it is in the store decides whether a
+/// file source may offer it again.
+enum Answer {
+    /// Not stored (paused channel, store failure): the sender still holds the only copy.
+    NotStored(String),
+    /// Stored durably; the answer the ACK policy gives.
+    Stored(Outcome),
+}
+
+async fn store_and_answer(
+    ch: &ChannelShared,
+    payload: &[u8],
+    header: Option<&MshHeader>,
+    invalid: Option<String>,
+) -> Answer {
     if ch.paused.load(Ordering::Relaxed) {
-        return Outcome::Error(format!("channel {} is paused", ch.name));
+        return Answer::NotStored(format!("channel {} is paused", ch.name));
     }
     let meta = ReceiveMeta {
         received_at: now_millis(),
@@ -76,32 +97,42 @@ pub async fn accept(
         reprocess_of: None,
     };
     let control_id = meta.control_id.clone().unwrap_or_default();
-    let pending = match ch.store.receive(&ch.name, payload, meta) {
-        Ok(p) => p,
+    let wants_verdict = ch.ack == AckMode::Processed && invalid.is_none();
+    // The inbox worker may lease the message as soon as it is written (its idle poll needs no
+    // wake-up), so under `ack: processed` the waiter is registered under the same lock the worker
+    // takes to answer: otherwise a fast worker could answer nobody and the sender would wait forever.
+    let received = if wants_verdict {
+        match ch.waiters.lock() {
+            Ok(mut waiters) => ch.store.receive(&ch.name, payload, meta).map(|p| {
+                let (tx, rx) = oneshot::channel();
+                waiters.insert(p.seq(), tx);
+                (p, Some(rx))
+            }),
+            Err(_) => {
+                error!(channel = %ch.name, control_id, "ACK waiters unusable; answering with an error");
+                return Answer::NotStored(String::from("message could not be stored"));
+            }
+        }
+    } else {
+        ch.store.receive(&ch.name, payload, meta).map(|p| (p, None))
+    };
+    let (pending, wait) = match received {
+        Ok(r) => r,
         Err(e) => {
             error!(channel = %ch.name, control_id, error = %e, "cannot store message");
-            return Outcome::Error(String::from("message could not be stored"));
+            return Answer::NotStored(String::from("message could not be stored"));
         }
     };
-    let wait = (ch.ack == AckMode::Processed && invalid.is_none()).then(|| {
-        let (tx, rx) = oneshot::channel();
-        if let Ok(mut w) = ch.waiters.lock() {
-            w.insert(pending.seq(), tx);
-        }
-        rx
-    });
     if let Err(e) = pending.durable().await {
         error!(channel = %ch.name, control_id, error = %e, "message not durable; answering with an error");
-        return Outcome::Error(String::from("message could not be stored"));
+        return Answer::NotStored(String::from("message could not be stored"));
     }
     inc(&ch.metrics.received);
     ch.inbox.notify_one();
-    if let Some(reason) = invalid {
-        return Outcome::Reject(reason);
-    }
-    match (ch.ack, wait) {
-        (AckMode::None, _) => Outcome::NoAck,
-        (AckMode::Processed, Some(rx)) => match rx.await {
+    Answer::Stored(match (invalid, ch.ack, wait) {
+        (Some(reason), _, _) => Outcome::Reject(reason),
+        (None, AckMode::None, _) => Outcome::NoAck,
+        (None, _, Some(rx)) => match rx.await {
             Ok(Verdict::Accept) => Outcome::Accept,
             Ok(Verdict::Error(reason)) => Outcome::Error(reason),
             Ok(Verdict::Reject(reason)) => Outcome::Reject(reason),
@@ -111,8 +142,8 @@ pub async fn accept(
                 "engine stopping; message stored, not yet processed",
             )),
         },
-        _ => Outcome::Accept,
-    }
+        (None, _, None) => Outcome::Accept,
+    })
 }
 
 /// The listener's view of a channel.
@@ -204,8 +235,7 @@ pub async fn start(
     Ok(())
 }
 
-/// Poll a folder; each file's messages are stored durably before the file is moved to
-/// `processed/` (or to `error/` when it cannot be split into messages).
+/// Poll a folder and read each file matching the pattern, in name order (see [`read_file`]).
 async fn poll_folder(f: FileSource, ch: Arc<ChannelShared>, stop: CancellationToken) {
     let pattern = match glob::Pattern::new(&f.glob) {
         Ok(p) => p,
@@ -222,23 +252,8 @@ async fn poll_folder(f: FileSource, ch: Arc<ChannelShared>, stop: CancellationTo
             list_files(&f.dir, &pattern)
         };
         for path in files {
-            let name = path
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default();
-            let target = match read_file_messages(&ch, &path).await {
-                Ok(count) => {
-                    info!(channel = %ch.name, file = %name, messages = count, "file read");
-                    "processed"
-                }
-                Err(reason) => {
-                    warn!(channel = %ch.name, file = %name, error = %reason, "file not readable as HL7; moved to error/");
-                    "error"
-                }
-            };
-            if let Err(e) = std::fs::rename(&path, f.dir.join(target).join(&name)) {
-                error!(channel = %ch.name, file = %name, error = %e, "cannot move file");
-            }
+            let outcome = read_file(&ch, &path).await;
+            settle_file(&ch, &f.dir, &path, outcome);
         }
         tokio::select! {
             _ = tokio::time::sleep(f.poll) => {}
@@ -261,17 +276,155 @@ fn list_files(dir: &std::path::Path, pattern: &glob::Pattern) -> Vec<std::path::
     files
 }
 
-async fn read_file_messages(ch: &ChannelShared, path: &std::path::Path) -> Result<usize, String> {
-    let bytes = std::fs::read(path).map_err(|e| e.to_string())?;
-    let batch = junction_hl7::split_batch(&bytes).map_err(|e| e.to_string())?;
-    let count = batch.messages.len();
-    for message in batch.messages {
-        let header = MshHeader::peek(&message);
-        if let Outcome::Error(e) = accept(ch, &message, header.as_ref(), None).await {
-            return Err(e);
+/// How far the channel got with one file.
+enum FileOutcome {
+    /// Every message was taken (stored; under `ack: processed` also processed without error).
+    Done(usize),
+    /// Not readable as HL7 at all; nothing was stored.
+    Unreadable(String),
+    /// Reading stopped at a message that was not taken. The first `stored` messages are in the store
+    /// (whatever became of them there); `rest` holds every later message, from 1-based `from` on.
+    Stopped {
+        stored: usize,
+        from: usize,
+        rest: Vec<Vec<u8>>,
+        /// Content-free: the full reason of a message that errored is on its record.
+        reason: String,
+    },
+}
+
+/// Offer a file's messages one by one. A message that is stored is never offered again, so
+/// reading stops at the first one the channel did not take: one that could not be stored (paused
+/// channel, store failure), or under `ack: processed` one whose processing ended in AE/AR (it is
+/// stored as errored, with the reason, for `junction messages`; later messages must not overtake it).
+async fn read_file(ch: &ChannelShared, path: &std::path::Path) -> FileOutcome {
+    let bytes = match std::fs::read(path) {
+        Ok(b) => b,
+        Err(e) => return FileOutcome::Unreadable(e.to_string()),
+    };
+    let batch = match junction_hl7::split_batch(&bytes) {
+        Ok(b) if b.messages.is_empty() => {
+            return FileOutcome::Unreadable(String::from("the file holds no HL7 message"))
         }
+        Ok(b) => b,
+        Err(e) => return FileOutcome::Unreadable(e.to_string()),
+    };
+    let total = batch.messages.len();
+    let mut messages = batch.messages.into_iter();
+    let mut index = 0;
+    while let Some(message) = messages.next() {
+        index += 1;
+        let header = MshHeader::peek(&message);
+        let (stored, reason) = match store_and_answer(ch, &message, header.as_ref(), None).await {
+            Answer::Stored(Outcome::Accept | Outcome::NoAck) => continue,
+            Answer::Stored(Outcome::Error(_) | Outcome::Reject(_)) => (
+                index,
+                format!(
+                    "message {index} (control id {}) errored in processing under ack: processed; its record has the reason",
+                    header.map(|h| h.control_id).unwrap_or_default()
+                ),
+            ),
+            Answer::NotStored(reason) => (index - 1, reason),
+        };
+        let rest = (stored < index)
+            .then_some(message)
+            .into_iter()
+            .chain(messages)
+            .collect();
+        return FileOutcome::Stopped {
+            stored,
+            from: stored + 1,
+            rest,
+            reason,
+        };
     }
-    Ok(count)
+    FileOutcome::Done(total)
+}
+
+/// Move a read file out of the folder: to `processed/` when some of it was stored, to `error/` when
+/// none was. Messages that were not stored after others were go to `error/<stem>.from-<k>.<ext>`
+/// (k: the first one's position in the file), so dropping that file back in stores each exactly once.
+fn settle_file(
+    ch: &ChannelShared,
+    dir: &std::path::Path,
+    path: &std::path::Path,
+    outcome: FileOutcome,
+) {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let target = match outcome {
+        FileOutcome::Done(count) => {
+            info!(channel = %ch.name, file = %name, messages = count, "file read; moved to processed/");
+            "processed"
+        }
+        FileOutcome::Unreadable(reason) => {
+            warn!(channel = %ch.name, file = %name, error = %reason, "file not readable as HL7; moved to error/");
+            "error"
+        }
+        FileOutcome::Stopped {
+            stored: 0, reason, ..
+        } => {
+            warn!(channel = %ch.name, file = %name, error = %reason, "no message of the file stored; moved to error/");
+            "error"
+        }
+        FileOutcome::Stopped {
+            stored,
+            rest,
+            reason,
+            ..
+        } if rest.is_empty() => {
+            warn!(channel = %ch.name, file = %name, messages = stored, error = %reason, "file read; moved to processed/");
+            "processed"
+        }
+        FileOutcome::Stopped {
+            stored,
+            from,
+            rest,
+            reason,
+        } => {
+            let remainder = remainder_name(path, from);
+            match write_atomically(&dir.join("error"), &remainder, &rest.concat()) {
+                Ok(()) => {
+                    warn!(channel = %ch.name, file = %name, messages = stored, remainder = %remainder, error = %reason,
+                        "file read in part; the messages not stored are in error/, the file moved to processed/");
+                    "processed"
+                }
+                // Leaving the file where it is retries it whole: its first messages would be stored twice,
+                // which is better than losing the rest.
+                Err(e) => {
+                    error!(channel = %ch.name, file = %name, error = %e, "cannot write the unread remainder to error/; file left in place");
+                    return;
+                }
+            }
+        }
+    };
+    if let Err(e) = std::fs::rename(path, dir.join(target).join(&name)) {
+        error!(channel = %ch.name, file = %name, error = %e, "cannot move file");
+    }
+}
+
+/// `adt.hl7` -> `adt.from-3.hl7`: still matches the folder's pattern when dropped back in.
+fn remainder_name(path: &std::path::Path, from: usize) -> String {
+    let stem = path
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    match path.extension() {
+        Some(ext) => format!("{stem}.from-{from}.{}", ext.to_string_lossy()),
+        None => format!("{stem}.from-{from}"),
+    }
+}
+
+/// Write through a temporary file and a rename, so the folder never shows half a remainder.
+fn write_atomically(dir: &std::path::Path, name: &str, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let tmp = dir.join(format!(".{name}.tmp"));
+    let mut file = std::fs::File::create(&tmp)?;
+    file.write_all(bytes)?;
+    file.sync_all()?;
+    std::fs::rename(&tmp, dir.join(name))
 }
 
 async fn serve_http(
