@@ -241,3 +241,157 @@ fn invalid_reload_keeps_channels_and_valid_reloads_add_and_remove() {
     );
     assert_eq!(engine.stop(), Some(0));
 }
+
+/// The channel names of the engine log's `what` lines (`channel started`, `channel stopped`), in order.
+fn logged_channels(log: &str, what: &str) -> Vec<String> {
+    log.lines()
+        .filter(|l| l.contains(what))
+        .filter_map(|l| l.split("channel=").nth(1))
+        .filter_map(|rest| rest.split_whitespace().next())
+        .map(str::to_owned)
+        .collect()
+}
+
+#[test]
+fn channels_start_after_what_they_depend_on_and_stop_before_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let sink_file = dir.path().join("sink.hl7");
+    let (_sink, sink_addr) = support::spawn_listen(&sink_file);
+    let mut engine = Engine::new(dir.path());
+    let with_deps = |name: &str, deps: &str| {
+        let listen = SocketAddr::from(([127, 0, 0, 1], support::free_port()));
+        format!(
+            "{}depends_on: [{deps}]\n",
+            stamping_channel(name, listen, sink_addr, name)
+        )
+    };
+    // File order (a, b, c, d) is the reverse of the dependency order.
+    engine.channel("a.yaml", &with_deps("front", "router"));
+    engine.channel("b.yaml", &with_deps("router", "lab, archive"));
+    engine.channel("c.yaml", &with_deps("lab", "archive"));
+    engine.channel("d.yaml", &with_deps("archive", ""));
+    let api = admin::enable(&mut engine);
+    engine.start();
+    admin::wait_ready(api);
+    assert_eq!(engine.stop(), Some(0));
+    let log = engine.log_text();
+    assert_eq!(
+        logged_channels(&log, "channel started"),
+        ["archive", "lab", "router", "front"],
+        "{log}"
+    );
+    assert_eq!(
+        logged_channels(&log, "channel stopped"),
+        ["front", "router", "lab", "archive"],
+        "{log}"
+    );
+
+    // A cycle is refused before anything starts, naming the channels in it.
+    engine.channel("d.yaml", &with_deps("archive", "front"));
+    let out = support::run_junction(&[
+        "run",
+        "--channels",
+        engine.channels.to_str().unwrap(),
+        "--data",
+        engine.data.to_str().unwrap(),
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("a.yaml:") && err.contains("dependency cycle 'front'"),
+        "{err}"
+    );
+    for name in ["'router'", "'lab'", "'archive'"] {
+        assert!(err.contains(name), "{name} missing: {err}");
+    }
+}
+
+#[test]
+fn a_removed_channel_delivers_what_it_had_queued_before_it_stops() {
+    let dir = tempfile::tempdir().unwrap();
+    let sink_file = dir.path().join("sink.hl7");
+    // The destination is down while messages come in: they wait in the channel's queue.
+    let sink_addr = SocketAddr::from(([127, 0, 0, 1], support::free_port()));
+    let listen = SocketAddr::from(([127, 0, 0, 1], support::free_port()));
+    let mut engine = Engine::new(dir.path());
+    let channel = stamping_channel("leaving", listen, sink_addr, "v1");
+    engine.channel("leaving.yaml", &channel);
+    // A folder must hold a channel; this one stays throughout.
+    let stays = SocketAddr::from(([127, 0, 0, 1], support::free_port()));
+    engine.channel(
+        "stays.yaml",
+        &stamping_channel("stays", stays, sink_addr, "s"),
+    );
+    let api = admin::enable(&mut engine);
+    engine.start();
+    admin::wait_ready(api);
+    let mut client = MllpClient::connect(listen).unwrap();
+    for id in ["Q1", "Q2", "Q3"] {
+        assert_eq!(client.send(&adt(id)).unwrap().0, "AA");
+    }
+    assert!(eventually(10, || admin::channel_status(api, "leaving")
+        ["destinations"][0]["queue_depth"]
+        == 3));
+
+    // Removed while its destination is down; the destination comes back during the drain.
+    std::fs::remove_file(engine.channels.join("leaving.yaml")).unwrap();
+    let reload = std::thread::spawn(move || http(api, "POST", "/reload", Some(TOKEN)));
+    assert!(
+        eventually(10, || TcpStream::connect(listen).is_err()),
+        "{}",
+        engine.log_text()
+    );
+    let (_sink, _) = spawn_listen_at(&sink_file, sink_addr);
+    let (status, body) = reload.join().unwrap();
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("\"removed\":[\"leaving\"]"), "{body}");
+    assert_eq!(
+        engine::control_ids_in(&sink_file),
+        ["Q1", "Q2", "Q3"],
+        "delivered before the reload returned"
+    );
+    assert!(!engine.log_text().contains("removed channel did not drain"));
+
+    // Added back, and this time removed while its destination stays down: after the drain period
+    // it stops, says how many are left, and they go out once the channel is added back again.
+    engine.channel("leaving.yaml", &channel);
+    assert_eq!(http(api, "POST", "/reload", Some(TOKEN)).0, 200);
+    let mut client = connect_retrying(listen);
+    drop(_sink);
+    for id in ["Q4", "Q5"] {
+        assert_eq!(client.send(&adt(id)).unwrap().0, "AA");
+    }
+    std::fs::remove_file(engine.channels.join("leaving.yaml")).unwrap();
+    assert_eq!(http(api, "POST", "/reload", Some(TOKEN)).0, 200);
+    let log = engine.log_text();
+    let warning = log
+        .lines()
+        .find(|l| l.contains("removed channel did not drain"))
+        .unwrap_or_else(|| panic!("no drain warning:\n{log}"));
+    assert!(
+        warning.contains("outboxes=2") && warning.contains("channel=leaving"),
+        "{warning}"
+    );
+    let (_sink, _) = spawn_listen_at(&sink_file, sink_addr);
+    engine.channel("leaving.yaml", &channel);
+    assert_eq!(http(api, "POST", "/reload", Some(TOKEN)).0, 200);
+    assert!(eventually(20, || engine::control_ids_in(&sink_file).len() == 5));
+    assert_eq!(
+        engine::control_ids_in(&sink_file),
+        ["Q1", "Q2", "Q3", "Q4", "Q5"]
+    );
+    assert_eq!(engine.stop(), Some(0));
+}
+
+/// `junction listen` on a given address, appending to `out`.
+fn spawn_listen_at(out: &std::path::Path, addr: SocketAddr) -> (support::Process, SocketAddr) {
+    let process = support::spawn_junction(&[
+        "listen",
+        "--port",
+        &addr.port().to_string(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    support::wait_listening(addr);
+    (process, addr)
+}

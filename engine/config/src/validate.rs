@@ -92,8 +92,88 @@ pub(crate) fn check(channels: &[ChannelConfig], check_refs: bool) -> Diagnostics
                 report(c, &at, Target::Value, problem);
             }
         }
+        for cycle in dependency_cycles(channels, &names) {
+            let Some(&(first, first_dep)) = cycle.first() else {
+                continue;
+            };
+            let steps: Vec<String> = cycle
+                .iter()
+                .map(|&(c, dep)| {
+                    let at = c.locate_path(&root.key("depends_on").index(dep), Target::Value);
+                    format!("'{}' ({at})", c.name)
+                })
+                .collect();
+            let problem = Problem::Rule(format!(
+                "depends_on[{first_dep}]: dependency cycle {} -> '{}': none of these channels could \
+                 start first; remove one of these depends_on entries",
+                steps.join(" -> "),
+                first.name
+            ));
+            report(
+                first,
+                &root.key("depends_on").index(first_dep),
+                Target::Value,
+                problem,
+            );
+        }
     }
     diags
+}
+
+/// One step of a dependency cycle: a channel and the index of its `depends_on` entry that leads on.
+type Step<'a> = (&'a ChannelConfig, usize);
+
+/// Every `depends_on` cycle once, each starting at its channel that comes first in file order.
+/// Self-references and unknown names are reported elsewhere and are not edges here.
+fn dependency_cycles<'a>(
+    channels: &'a [ChannelConfig],
+    names: &HashMap<&str, &'a ChannelConfig>,
+) -> Vec<Vec<Step<'a>>> {
+    let mut cycles: Vec<Vec<Step<'a>>> = Vec::new();
+    for start in channels {
+        let in_a_cycle = cycles
+            .iter()
+            .any(|cycle| cycle.iter().any(|(c, _)| c.name == start.name));
+        if in_a_cycle {
+            continue;
+        }
+        let mut path: Vec<Step<'a>> = Vec::new();
+        let mut seen: Vec<&str> = vec![start.name.as_str()];
+        if path_back(start, start, names, &mut path, &mut seen) {
+            cycles.push(path);
+        }
+    }
+    cycles
+}
+
+/// Depth-first search for a way from `at` back to `start`; `path` holds the steps taken.
+fn path_back<'a>(
+    start: &ChannelConfig,
+    at: &'a ChannelConfig,
+    names: &HashMap<&str, &'a ChannelConfig>,
+    path: &mut Vec<Step<'a>>,
+    seen: &mut Vec<&'a str>,
+) -> bool {
+    for (i, dep) in at.depends_on.iter().enumerate() {
+        if *dep == at.name {
+            continue;
+        }
+        let Some(&next) = names.get(dep.as_str()) else {
+            continue;
+        };
+        path.push((at, i));
+        if next.name == start.name {
+            return true;
+        }
+        if !seen.contains(&next.name.as_str()) {
+            seen.push(&next.name);
+            if path_back(start, next, names, path, seen) {
+                return true;
+            }
+        }
+        path.pop();
+    }
+    false
 }
 
 /// Two listeners clash on the same port when the addresses are equal or either is a wildcard

@@ -481,6 +481,32 @@ fn references_to_unknown_channels() {
 }
 
 #[test]
+fn a_depends_on_cycle_names_every_channel_in_it() {
+    let p = Project::new();
+    let channel = |name: &str, port: u16, deps: &str| {
+        MINIMAL
+            .replace("name: adt", &format!("name: {name}"))
+            .replace("2575", &port.to_string())
+            + &format!("depends_on: [{deps}]\n")
+    };
+    p.write("channels/a.yaml", &channel("adt", 2575, "lab"));
+    p.write("channels/b.yaml", &channel("lab", 2576, "audit, orders"));
+    p.write("channels/c.yaml", &channel("orders", 2577, "adt"));
+    // `lab` also depends on `audit`, a dead end that is not part of the cycle.
+    p.write("channels/d.yaml", &channel("audit", 2578, ""));
+    assert_eq!(
+        p.errors(),
+        ["channels/a.yaml:7:14: depends_on[0]: dependency cycle 'adt' (channels/a.yaml:7:14) -> \
+          'lab' (channels/b.yaml:7:21) -> 'orders' (channels/c.yaml:7:14) -> 'adt': none of these \
+          channels could start first; remove one of these depends_on entries"]
+    );
+
+    // With the cycle broken, the same channels load.
+    p.write("channels/c.yaml", &channel("orders", 2577, "audit"));
+    assert_eq!(load_dir(&p.channels()).map(|c| c.len()).ok(), Some(4));
+}
+
+#[test]
 fn errors_from_several_files_come_together() {
     let p = Project::new();
     p.write("channels/a.yaml", &MINIMAL.replace("source:", "sorce:"));

@@ -1,10 +1,12 @@
 //! Reload: re-read the channels folder, validate all of it, then start added channels, stop
-//! removed ones and restart changed ones. Queues live in the store, so a restarted channel's new
+//! removed ones (after delivering what they had queued, for up to [`REMOVED_CHANNEL_DRAIN`]) and
+//! restart changed ones. Queues live in the store, so a restarted channel's new
 //! workers pick up exactly where the old ones stopped.
 
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 
 use junction_config::ChannelConfig;
 use tracing::{error, info, warn};
@@ -12,6 +14,10 @@ use tracing::{error, info, warn};
 use crate::channel::RunningChannel;
 use crate::pipeline::Pipeline;
 use crate::runtime::{build_all, fingerprint, start_order, ChannelHandle, EngineState};
+
+/// How long a removed channel keeps delivering what its destinations had queued before it stops.
+/// Bounded because the reload (and every other reload) waits for it.
+pub const REMOVED_CHANNEL_DRAIN: Duration = Duration::from_secs(10);
 use crate::Runtime;
 
 /// What a reload changed.
@@ -107,10 +113,17 @@ impl Runtime {
         for handle in to_stop {
             let running = Arc::clone(&handle.running);
             let pipeline = Arc::clone(&handle.pipeline);
-            handle.stop().await;
             let name = running.config.name.clone();
             if report.removed.contains(&name) {
-                self.warn_left_queued(&running);
+                let (inbox, outboxes) = handle
+                    .retire(self.store().as_ref(), REMOVED_CHANNEL_DRAIN)
+                    .await;
+                if inbox + outboxes > 0 {
+                    warn!(channel = %name, inbox, outboxes, drain_seconds = REMOVED_CHANNEL_DRAIN.as_secs(),
+                        "removed channel did not drain; its queued messages are kept and resume if the channel is added back");
+                }
+            } else {
+                handle.stop().await;
             }
             previous.insert(name, (running, pipeline));
         }
@@ -156,21 +169,5 @@ impl Runtime {
             }
         }
         report
-    }
-
-    /// A removed channel's queues stay in the store; say so, since nothing drains them now.
-    fn warn_left_queued(&self, running: &RunningChannel) {
-        let name = &running.config.name;
-        let inbox = self.store().inbox_stats(name).map_or(0, |s| s.depth);
-        let outboxes: u64 = running
-            .destinations
-            .iter()
-            .filter_map(|d| self.store().outbox_stats(name, &d.name).ok())
-            .map(|s| s.depth)
-            .sum();
-        if inbox + outboxes > 0 {
-            warn!(channel = %name, inbox, outboxes,
-                "removed channel still has queued messages; they are kept and resume if the channel is added back");
-        }
     }
 }

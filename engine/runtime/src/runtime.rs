@@ -4,6 +4,7 @@
 
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, RwLock};
+use std::time::Duration;
 
 use junction_config::ChannelConfig;
 use junction_store::Store;
@@ -114,6 +115,35 @@ impl ChannelHandle {
         self.stop_workers().await;
         info!(channel = %self.running.config.name, "channel stopped");
     }
+
+    /// Stop a channel that is being removed: no new messages, then keep its workers delivering
+    /// what its inbox and destination queues hold until they are empty or `limit` has passed.
+    /// Returns how many messages are still queued (inbox, destination queues).
+    pub(crate) async fn retire(mut self, store: &dyn Store, limit: Duration) -> (u64, u64) {
+        self.stop_sources().await;
+        let deadline = tokio::time::Instant::now() + limit;
+        let mut left = queued(store, &self.running);
+        while left != (0, 0) && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            left = queued(store, &self.running);
+        }
+        self.stop_workers().await;
+        info!(channel = %self.running.config.name, "channel stopped");
+        queued(store, &self.running)
+    }
+}
+
+/// Messages a channel still holds: (inbox depth, sum of its destination queue depths).
+pub(crate) fn queued(store: &dyn Store, running: &RunningChannel) -> (u64, u64) {
+    let name = &running.config.name;
+    let inbox = store.inbox_stats(name).map_or(0, |s| s.depth);
+    let outboxes = running
+        .destinations
+        .iter()
+        .filter_map(|d| store.outbox_stats(name, &d.name).ok())
+        .map(|s| s.depth)
+        .sum();
+    (inbox, outboxes)
 }
 
 /// Every channel, running. Shared (`Arc<Runtime>`) between the main task, the admin API and the
@@ -132,7 +162,7 @@ pub struct Runtime {
 }
 
 /// Channels in an order where each comes after the channels it `depends_on` (config validation
-/// has already rejected unknown names; a cycle falls back to file order for the rest).
+/// has already rejected unknown names and cycles; were one to slip through, file order decides).
 pub(crate) fn start_order(configs: &[ChannelConfig]) -> Vec<&ChannelConfig> {
     let mut ordered: Vec<&ChannelConfig> = Vec::new();
     let mut left: Vec<&ChannelConfig> = configs.iter().collect();
@@ -352,6 +382,7 @@ impl Runtime {
         }
         for handle in set.iter_mut().rev() {
             handle.stop_workers().await;
+            info!(channel = %handle.running.config.name, "channel stopped");
         }
         set.clear();
         self.publish(set);
