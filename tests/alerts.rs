@@ -218,3 +218,80 @@ destinations:
         .log_text()
         .contains("stored message content is encrypted"));
 }
+
+#[test]
+fn webhook_gets_an_error_burst_while_traffic_flows_and_its_end_when_the_window_passes() {
+    let dir = tempfile::tempdir().unwrap();
+    let (hook, events) = webhook_receiver();
+    let sink = dir.path().join("sink.hl7");
+    let (_listener, sink_addr) = support::spawn_listen(&sink);
+    let source_port = support::free_port();
+    let mut engine = Engine::new(dir.path());
+    engine.channel(
+        "adt.yaml",
+        &format!(
+            r#"name: adt
+source:
+  mllp: {{ listen: "127.0.0.1:{source_port}" }}
+transform: |
+  if msg["MSH-10"].starts_with("BAD") {{ throw "cannot map this one"; }}
+  msg
+destinations:
+  - name: lab
+    mllp: {{ connect: "{sink_addr}" }}
+alerts:
+  webhook: http://{hook}/alerts
+  errors: {{ count: 3, within: 3s }}
+"#
+        ),
+    );
+    engine.start();
+    let mut client = connect_retrying(SocketAddr::from(([127, 0, 0, 1], source_port)));
+    let mut sent = 0;
+    let mut send = |prefix: &str| {
+        sent += 1;
+        let id = format!("{prefix}{sent}");
+        assert_eq!(client.send(&message(&id)).unwrap().0, "AA", "{id}");
+    };
+    // Two errors among good messages: below the limit, nothing fires.
+    for prefix in ["OK", "BAD", "OK", "BAD", "OK"] {
+        send(prefix);
+    }
+    assert!(eventually(10, || control_ids_in(&sink).len() == 3));
+    // Long enough for a check (every second) to see them, well inside the window.
+    std::thread::sleep(Duration::from_millis(1200));
+    assert!(
+        events.try_recv().is_err(),
+        "two errors in the window must not fire"
+    );
+    // The third (and fourth) error while good messages keep flowing: firing.
+    for prefix in ["BAD", "OK", "BAD", "OK"] {
+        send(prefix);
+    }
+    let mut seen = Vec::new();
+    let fired = wait_for(&events, &mut seen, "errors", "firing", 10);
+    assert_eq!(fired["channel"], "adt");
+    assert_eq!(fired["destination"], serde_json::Value::Null);
+    let detail = fired["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("messages errored in the last 3s (limit 3)"),
+        "{detail}"
+    );
+    assert!(!detail.contains(PATIENT), "alerts never quote messages");
+    // Only good messages now: once the errors are older than the window, it resolves, once.
+    let deadline = Instant::now() + Duration::from_secs(6);
+    while Instant::now() < deadline {
+        send("OK");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    wait_for(&events, &mut seen, "errors", "resolved", 10);
+    let states: Vec<&str> = seen
+        .iter()
+        .filter(|e| e["alert"] == "errors")
+        .map(|e| e["state"].as_str().unwrap())
+        .collect();
+    assert_eq!(states, ["firing", "resolved"], "{seen:#?}");
+    let delivered = control_ids_in(&sink);
+    assert!(delivered.iter().all(|id| id.starts_with("OK")));
+    assert_eq!(engine.stop(), Some(0));
+}
