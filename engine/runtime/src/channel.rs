@@ -352,12 +352,12 @@ async fn destination_worker(
             }
             Settlement::Retry { error, .. } => {
                 inc(&rt.metrics.retried);
-                let error = loggable(&ch, error);
+                let error = loggable(ch.log_content, error);
                 warn!(channel = %ch.name, destination = %config.name, control_id, seq, attempt, error, "delivery failed; will retry");
             }
             Settlement::Failed { error } => {
                 inc(&rt.metrics.errored);
-                let error = loggable(&ch, error);
+                let error = loggable(ch.log_content, error);
                 warn!(channel = %ch.name, destination = %config.name, control_id, seq, attempt, error, "delivery failed for good; message errored");
             }
         }
@@ -377,8 +377,8 @@ async fn destination_worker(
 /// is content-free (`AE from 10.1.2.3:6661`, `HTTP 500 Internal Server Error`, `cannot connect to
 /// host:port`) and the detail may be the peer's own words (a NAK's text, a response body) quoting the
 /// message; without `log_content` only the context is logged, the whole error stays on the record.
-fn loggable<'a>(ch: &ChannelShared, error: &'a str) -> &'a str {
-    if ch.log_content {
+fn loggable(log_content: bool, error: &str) -> &str {
+    if log_content {
         return error;
     }
     error.split_once(": ").map_or(error, |(context, _)| context)
@@ -418,5 +418,23 @@ fn settle(
                     .saturating_add(u64::try_from(wait.as_millis()).unwrap_or(u64::MAX)),
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::loggable;
+
+    #[test]
+    fn a_delivery_error_is_logged_without_the_peers_words() {
+        let nak = "AE from 127.0.0.1:6661: unknown patient Quillfeather (gave up after 3 attempts)";
+        assert_eq!(loggable(false, nak), "AE from 127.0.0.1:6661");
+        assert_eq!(loggable(true, nak), nak);
+        let http = "HTTP 500 Internal Server Error: {\"issue\":\"Quillfeather\"}";
+        assert_eq!(loggable(false, http), "HTTP 500 Internal Server Error");
+        assert_eq!(
+            loggable(false, "no ACK from [::1]:6661 within the timeout"),
+            "no ACK from [::1]:6661 within the timeout"
+        );
     }
 }

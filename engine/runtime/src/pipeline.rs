@@ -460,3 +460,76 @@ fn encode(payload: &Payload) -> Result<(&'static str, Vec<u8>), serde_json::Erro
         Payload::Text(s) => (crate::CONTENT_TEXT, s.clone().into_bytes()),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NAME: &str = "Quillfeather";
+
+    fn pipeline(yaml: &str) -> Pipeline {
+        let config = junction_config::parse_channel(
+            yaml,
+            std::path::Path::new("channels/t.yaml"),
+            std::path::Path::new("."),
+        )
+        .unwrap();
+        Pipeline::build(&config).unwrap()
+    }
+
+    fn run(p: &Pipeline, sex: &str) -> Run {
+        let raw = format!(
+            "MSH|^~\\&|A|B|C|D|2026||ADT^A01|C1|P|2.5.1\rPID|1||7||{NAME}^Ann||1980|{sex}\r"
+        );
+        p.run(raw.as_bytes(), 0)
+    }
+
+    fn channel(transform: &str) -> String {
+        format!(
+            "name: t\nsource:\n  mllp: {{ listen: \"127.0.0.1:1\" }}\n\
+             match: {{ PID-8: '^(M|F)$' }}\ntransform: '{transform}'\n\
+             destinations:\n  - name: d\n    file: {{ dir: out }}\n"
+        )
+    }
+
+    #[test]
+    fn a_summary_locates_each_failure_without_the_message_content() {
+        for transform in [
+            r#"throw "no " + msg["PID-5-1"]"#,
+            r#"fail("refused " + msg["PID-5-1"])"#,
+            r#"reject("refused " + msg["PID-5-1"])"#,
+        ] {
+            let run = run(&pipeline(&channel(transform)), "F");
+            let Disposition::Errored { error } = &run.processed.disposition else {
+                panic!("{transform}: not errored");
+            };
+            assert!(error.contains(NAME), "the record keeps the reason: {error}");
+            let summary = run.summary.unwrap();
+            assert!(!summary.contains(NAME), "{transform}: {summary}");
+            assert!(summary.starts_with("transform: "), "{summary}");
+        }
+    }
+
+    #[test]
+    fn a_script_failure_summary_names_file_line_and_kind() {
+        let run = run(&pipeline(&channel(r#"throw "no " + msg["PID-5-1"]"#)), "F");
+        let summary = run.summary.unwrap();
+        assert!(
+            summary.contains("channels/t.yaml (inline script):")
+                && summary.contains("runtime error"),
+            "{summary}"
+        );
+    }
+
+    #[test]
+    fn a_failed_rule_is_named_and_a_good_message_has_no_summary() {
+        let p = pipeline(&channel("msg"));
+        let failed = run(&p, "X");
+        let summary = failed.summary.unwrap();
+        assert!(summary.contains("rule match PID-8"), "{summary}");
+        assert!(matches!(failed.verdict, Verdict::Error(r) if r.contains("PID-8")));
+        let good = run(&p, "F");
+        assert_eq!(good.verdict, Verdict::Accept);
+        assert!(good.summary.is_none());
+    }
+}

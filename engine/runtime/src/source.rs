@@ -483,3 +483,19 @@ async fn http_message(
 
 /// How long shutdown waits for sources to finish their in-flight messages.
 pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
+
+#[cfg(test)]
+mod tests {
+    use super::remainder_name;
+    use std::path::Path;
+
+    #[test]
+    fn a_remainder_keeps_the_extension_so_the_folder_pattern_still_matches() {
+        assert_eq!(remainder_name(Path::new("in/day.hl7"), 3), "day.from-3.hl7");
+        assert_eq!(
+            remainder_name(Path::new("in/a.b.txt"), 12),
+            "a.b.from-12.txt"
+        );
+        assert_eq!(remainder_name(Path::new("in/batch"), 2), "batch.from-2");
+    }
+}
