@@ -87,6 +87,31 @@ impl SegmentBuf {
         }
     }
 
+    /// Insert raw `value` as field `n`, moving field n and later ones one place right.
+    fn insert_field(&mut self, n: usize, value: &str, fs: u8) {
+        match self.field_range(n, fs) {
+            Some(r) => {
+                let mut text = String::with_capacity(value.len() + 1);
+                text.push_str(value);
+                text.push(char::from(fs));
+                self.raw.insert_str(r.start, &text);
+            }
+            None => self.set_field(n, value, fs),
+        }
+    }
+
+    /// Remove field `n` with its separator, moving later fields one place left.
+    fn remove_field(&mut self, n: usize, fs: u8) -> bool {
+        // Every field range but MSH-1's starts right after its separator.
+        match self.field_range(n, fs) {
+            Some(r) if r.start > 3 && !(self.is_header() && n <= 2) => {
+                self.raw.replace_range(r.start - 1..r.end, "");
+                true
+            }
+            _ => false,
+        }
+    }
+
     /// Drop trailing empty fields (HL7 treats `PID|1||` as `PID|1`), keeping MSH-1 and MSH-2.
     fn trim_trailing(&mut self, fs: u8) {
         let keep = if self.is_header() { 2 } else { 0 };
@@ -435,6 +460,62 @@ impl MessageBuf {
         true
     }
 
+    /// Insert a field at 1-based position `field` of the segment at 0-based `segment_index`,
+    /// moving that field and later ones one place right (`value` is escaped). Past the end, empty
+    /// fields are added before it. MSH-1 and MSH-2 cannot move.
+    pub fn insert_field(
+        &mut self,
+        segment_index: usize,
+        field: usize,
+        value: &str,
+    ) -> Result<(), PathError> {
+        let fp = FieldPath::field(field);
+        let encoded = escape(value, &self.delimiters).ok_or_else(|| PathError::CannotEscape {
+            path: fp.to_string(),
+        })?;
+        let count = self.segments.len();
+        let fs = self.delimiters.field;
+        let seg = self
+            .segments
+            .get_mut(segment_index)
+            .ok_or(PathError::SegmentIndex {
+                index: segment_index,
+                count,
+            })?;
+        if field == 0 {
+            return Err(PathError::Zero {
+                path: fp.to_string(),
+            });
+        }
+        if seg.is_header() && field <= 2 {
+            return Err(PathError::ReadOnly {
+                path: fp.to_string(),
+            });
+        }
+        seg.insert_field(field, &encoded, fs);
+        seg.trim_trailing(fs);
+        Ok(())
+    }
+
+    /// Remove field `field` (1-based) of the segment at 0-based `segment_index`, moving later
+    /// fields one place left; false when there is no such field (or it is MSH-1/MSH-2).
+    pub fn remove_field(&mut self, segment_index: usize, field: usize) -> bool {
+        let fs = self.delimiters.field;
+        self.segments
+            .get_mut(segment_index)
+            .is_some_and(|seg| seg.remove_field(field, fs))
+    }
+
+    /// The segments in order, borrowed.
+    pub fn segments(&self) -> impl Iterator<Item = SegmentView<'_>> {
+        (0..self.segments.len()).map(move |index| SegmentView { buf: self, index })
+    }
+
+    /// The segment at a 0-based index, borrowed.
+    pub fn segment(&self, index: usize) -> Option<SegmentView<'_>> {
+        (index < self.segments.len()).then_some(SegmentView { buf: self, index })
+    }
+
     /// Message type as `MSH-9-1^MSH-9-2`, e.g. `ADT^A01` (just `ADT` when there is no trigger).
     pub fn message_type(&self) -> String {
         let part = |c: usize| {
@@ -552,6 +633,50 @@ impl MessageBuf {
     }
 }
 
+/// One segment of a [`MessageBuf`], as [`MessageBuf::segments`] yields it.
+#[derive(Debug, Clone, Copy)]
+pub struct SegmentView<'m> {
+    buf: &'m MessageBuf,
+    index: usize,
+}
+
+impl<'m> SegmentView<'m> {
+    fn seg(&self) -> Option<&'m SegmentBuf> {
+        self.buf.segments.get(self.index)
+    }
+
+    /// 0-based position in the message (what [`MessageBuf::set_in`] and friends take).
+    pub fn index(&self) -> usize {
+        self.index
+    }
+
+    /// The segment name, e.g. `PID`.
+    pub fn name(&self) -> &'m str {
+        self.seg().map_or("", SegmentBuf::name)
+    }
+
+    /// The segment's raw HL7 text (no terminator).
+    pub fn raw(&self) -> &'m str {
+        self.seg().map_or("", |s| s.raw.as_str())
+    }
+
+    /// Number of fields (for MSH this counts MSH-1).
+    pub fn field_count(&self) -> usize {
+        self.seg()
+            .map_or(0, |s| s.field_count(self.buf.delimiters.field))
+    }
+
+    /// The decoded value at `p` inside this segment.
+    pub fn get(&self, p: &FieldPath) -> Option<String> {
+        self.buf.get_in(self.index, p)
+    }
+
+    /// The raw (still escaped) text at `p` inside this segment.
+    pub fn get_raw(&self, p: &FieldPath) -> Option<&'m str> {
+        self.buf.raw_in(self.index, p)
+    }
+}
+
 fn with_path(e: PathError, path: &Path) -> PathError {
     let p = path.to_string();
     match e {
@@ -651,6 +776,63 @@ mod tests {
             MessageBuf::check(lying),
             Err(ParseError::InvalidEncoding { .. })
         ));
+    }
+
+    #[test]
+    fn segments_iterate_and_fields_insert_and_remove() {
+        let mut m = MessageBuf::parse(ADT).unwrap();
+        let seen: Vec<(usize, &str, usize)> = m
+            .segments()
+            .map(|s| (s.index(), s.name(), s.field_count()))
+            .collect();
+        assert_eq!(
+            seen,
+            [(0, "MSH", 12), (1, "PID", 5), (2, "OBX", 1), (3, "OBX", 1)]
+        );
+        let pid = m.segment(1).unwrap();
+        let given = FieldPath {
+            component: Some(2),
+            ..FieldPath::field(5)
+        };
+        assert_eq!(pid.get(&given).unwrap(), "John");
+        assert_eq!(pid.get(&FieldPath::field(1)).unwrap(), "1");
+        assert_eq!(pid.get_raw(&FieldPath::field(5)).unwrap(), "Doe^John");
+        assert!(m.segment(4).is_none());
+
+        m.insert_field(1, 2, "a|b").unwrap();
+        assert_eq!(
+            m.segment_text(1).unwrap(),
+            "PID|1|a\\F\\b||123^^^H~456^^^M||Doe^John"
+        );
+        assert_eq!(m.get(&p("PID-6-2")).unwrap(), "John");
+        m.insert_field(2, 4, "x").unwrap();
+        assert_eq!(m.segment_text(2).unwrap(), "OBX|1|||x");
+        m.insert_field(0, 3, "NEWAPP").unwrap();
+        assert_eq!(m.get(&p("MSH-3")).unwrap(), "NEWAPP");
+        assert_eq!(m.get(&p("MSH-4")).unwrap(), "APP");
+        assert_eq!(
+            m.insert_field(0, 2, "x"),
+            Err(PathError::ReadOnly { path: "2".into() })
+        );
+        assert!(matches!(
+            m.insert_field(9, 1, "x"),
+            Err(PathError::SegmentIndex { index: 9, .. })
+        ));
+        assert!(matches!(
+            m.insert_field(1, 0, "x"),
+            Err(PathError::Zero { .. })
+        ));
+
+        assert!(m.remove_field(0, 3));
+        assert!(m.remove_field(1, 2));
+        let before = std::str::from_utf8(ADT).unwrap();
+        assert_eq!(m.to_hl7_string(), before.replace("OBX|1\r", "OBX|1|||x\r"));
+        assert!(m.remove_field(1, 1));
+        assert_eq!(m.segment_text(1).unwrap(), "PID||123^^^H~456^^^M||Doe^John");
+        assert!(!m.remove_field(0, 1) && !m.remove_field(0, 2));
+        assert!(!m.remove_field(1, 9) && !m.remove_field(9, 1) && !m.remove_field(1, 0));
+        assert!(m.remove_field(3, 1));
+        assert_eq!(m.segment_text(3).unwrap(), "OBX");
     }
 
     #[test]

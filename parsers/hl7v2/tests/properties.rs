@@ -80,7 +80,21 @@ proptest! {
         prop_assert_eq!(&again, &m);
         prop_assert_eq!(again.encode(), bytes.clone());
         let view = Message::parse(&bytes).unwrap();
-        prop_assert_eq!(view.to_owned(), m);
+        prop_assert_eq!(view.to_owned(), m.clone());
+        // Inserting a field before an existing one and removing it again gives the message back.
+        let mut edited = m.clone();
+        for (seg, (_, field, ..)) in (1..).zip(&edits) {
+            let count = edited.segment(seg).unwrap().field_count();
+            if count == 0 {
+                continue;
+            }
+            let at = (*field).min(count);
+            edited.insert_field(seg, at, "ins").unwrap();
+            prop_assert_eq!(edited.get_in(seg, &FieldPath::field(at)), Some("ins".to_owned()));
+            prop_assert_eq!(edited.segment(seg).unwrap().field_count(), count + 1);
+            prop_assert!(edited.remove_field(seg, at));
+        }
+        prop_assert_eq!(edited, m);
     }
 
     #[test]
@@ -106,6 +120,8 @@ proptest! {
         let mut latin1 = bytes.to_vec();
         latin1.push(0xE9);
         prop_assert_eq!(Message::check(&latin1), Message::parse(&latin1).map(drop));
+        prop_assert_eq!(MessageBuf::check(bytes), Message::parse(bytes).map(drop));
+        prop_assert_eq!(MessageBuf::check(&latin1), MessageBuf::parse(&latin1).map(drop));
     }
 
     #[test]
