@@ -445,3 +445,64 @@ fn the_admin_api_answers_like_the_store_files_and_reprocesses_live() {
     assert!(by("ops", "reprocess", &bad3_seq), "{audit}");
     assert!(api.iter().all(|e| e["who"] == "ops" || e["who"] == "alice"));
 }
+
+#[test]
+fn run_prunes_old_messages_in_the_background_while_traffic_flows() {
+    let dir = tempfile::tempdir().unwrap();
+    let sink_file = dir.path().join("sink.hl7");
+    let (_sink, sink) = support::spawn_listen(&sink_file);
+    let addr = SocketAddr::from(([127, 0, 0, 1], support::free_port()));
+    let mut engine = Engine::new(dir.path());
+    let retention = "retention: { keep: 2s, keep_errored: true, every: 1s }\n";
+    engine.channel(
+        "adt.yaml",
+        &format!("{}{retention}", channel_yaml(addr, sink, THROWING)),
+    );
+    engine.start();
+    support::wait_listening(addr);
+    let mut client = MllpClient::connect(addr).unwrap();
+    assert_eq!(client.send(&adt("THROW0")).unwrap().0, "AA");
+    // Traffic keeps flowing while passes run: every message is still ACKed and delivered.
+    let mut sent = Vec::new();
+    let started = std::time::Instant::now();
+    let mut pruned = false;
+    while !pruned || started.elapsed() < std::time::Duration::from_secs(5) {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(30),
+            "no retention pass removed anything:\n{}",
+            engine.log_text()
+        );
+        let id = format!("OK{}", sent.len());
+        assert_eq!(client.send(&adt(&id)).unwrap().0, "AA", "{id}");
+        sent.push(id);
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        pruned = engine
+            .log_text()
+            .lines()
+            .any(|l| l.contains("retention pass done") && !l.contains("removed=0"));
+    }
+    assert!(eventually(30, || control_ids_in(&sink_file) == sent));
+    assert_eq!(engine.stop(), Some(0));
+
+    // The early messages are gone, the errored one is kept, the recent ones are still there.
+    let list = stdout(&messages(&engine.data, &["list", "--limit", "10000"]));
+    assert!(
+        list.contains("THROW0"),
+        "errored messages are kept:\n{list}"
+    );
+    let first = sent.first().unwrap();
+    let last = sent.last().unwrap();
+    assert!(
+        !list
+            .lines()
+            .any(|l| l.split_whitespace().nth(3) == Some(first.as_str())),
+        "{first} outlived retention:\n{list}"
+    );
+    line_of(&list, last);
+    let listed = list.lines().count() - 1;
+    assert!(
+        listed < sent.len(),
+        "{listed} listed of {} sent: nothing was pruned",
+        sent.len()
+    );
+}

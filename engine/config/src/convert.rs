@@ -351,13 +351,10 @@ impl Ctx<'_> {
             }
         }
         let (destinations, disabled) = self.destinations(&r.key("destinations"), &raw.destinations);
-        let retention = raw.retention.as_ref().map(|ret| {
-            self.positive(&r.key("retention").key("days"), Some(ret.days));
-            Retention {
-                days: ret.days,
-                keep_errored: ret.keep_errored,
-            }
-        });
+        let retention = raw
+            .retention
+            .as_ref()
+            .map(|ret| self.retention(&r.key("retention"), ret));
         for (i, name) in raw.depends_on.iter().enumerate() {
             self.name(&r.key("depends_on").index(i), name);
         }
@@ -384,6 +381,42 @@ impl Ctx<'_> {
             alerts,
             yaml: Arc::from(self.text),
         })
+    }
+
+    /// `days: N` and `keep: DURATION` say the same thing in different units; exactly one is given.
+    fn retention(&mut self, at: &YamlPath, ret: &RawRetention) -> Retention {
+        const DAY: Duration = Duration::from_secs(86_400);
+        let keep = match (ret.days, &ret.keep) {
+            (Some(days), None) => {
+                self.positive(&at.key("days"), Some(days));
+                DAY.saturating_mul(days)
+            }
+            (None, Some(_)) => self.duration(&at.key("keep"), ret.keep.as_ref(), DAY),
+            (Some(_), Some(_)) => {
+                self.rule(
+                    &at.key("keep"),
+                    "give 'days' or 'keep', not both: they say the same thing in different units"
+                        .into(),
+                );
+                DAY
+            }
+            (None, None) => {
+                self.rule(
+                    at,
+                    "needs 'days' (e.g. days: 30) or 'keep' (e.g. keep: 36h)".into(),
+                );
+                DAY
+            }
+        };
+        Retention {
+            keep,
+            keep_errored: ret.keep_errored,
+            every: self.duration(
+                &at.key("every"),
+                ret.every.as_ref(),
+                Retention::DEFAULT_EVERY,
+            ),
+        }
     }
 
     fn listen(&mut self, at: &YamlPath, Text(text): &Text) -> Option<SocketAddr> {

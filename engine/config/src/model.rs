@@ -477,8 +477,15 @@ pub struct ErrorsAlert {
 /// How long stored messages are kept.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Retention {
-    /// Days to keep processed messages.
-    pub days: u32,
-    /// Keep errored messages past `days` (default true), so none is lost unseen.
+    /// How long finished messages are kept: `days: N`, or `keep: DURATION` for other units.
+    pub keep: Duration,
+    /// Keep errored messages past `keep` (default true), so none is lost unseen.
     pub keep_errored: bool,
+    /// Time between pruning passes (`every`, default 1h); the first pass runs after at most a minute.
+    pub every: Duration,
+}
+
+impl Retention {
+    /// Time between passes when `every` is not given.
+    pub const DEFAULT_EVERY: Duration = Duration::from_secs(3600);
 }

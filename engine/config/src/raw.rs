@@ -300,9 +300,11 @@ pub(crate) struct RawCircuitBreaker {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawRetention {
-    pub days: u32,
+    pub days: Option<u32>,
+    pub keep: Option<Text>,
     #[serde(default = "yes")]
     pub keep_errored: bool,
+    pub every: Option<Text>,
 }
 
 fn yes() -> bool {

@@ -102,8 +102,9 @@ fn the_full_example_loads_with_every_field() {
     assert_eq!(
         c.retention,
         Some(Retention {
-            days: 30,
-            keep_errored: true
+            keep: Duration::from_secs(30 * 86_400),
+            keep_errored: true,
+            every: Duration::from_secs(3600),
         })
     );
     assert_eq!(c.depends_on, ["other-channel-name"]);
@@ -477,6 +478,60 @@ fn references_to_unknown_channels() {
             "channels/adt.yaml:8:14: destinations[1].channel: no channel is named 'nowhere' (known: adt)",
             "channels/adt.yaml:9:14: depends_on[0]: a channel cannot refer to itself ('adt')",
         ]
+    );
+}
+
+#[test]
+fn retention_is_given_in_days_or_as_a_duration_and_runs_every_so_often() {
+    let p = Project::new();
+    let retention = |block: &str| {
+        p.write(
+            "channels/adt.yaml",
+            &format!("{MINIMAL}retention: {block}\n"),
+        );
+        load_dir(&p.channels())
+            .map(|mut c| c.remove(0).retention)
+            .map_err(|_| p.errors())
+    };
+    assert_eq!(
+        retention("{ keep: 90s, keep_errored: false, every: 5s }"),
+        Ok(Some(Retention {
+            keep: Duration::from_secs(90),
+            keep_errored: false,
+            every: Duration::from_secs(5),
+        }))
+    );
+    assert_eq!(
+        retention("{ days: 2 }"),
+        Ok(Some(Retention {
+            keep: Duration::from_secs(2 * 86_400),
+            keep_errored: true,
+            every: Duration::from_secs(3600),
+        }))
+    );
+    assert_eq!(
+        retention("{ days: 2, keep: 3d }"),
+        Err(vec![
+            "channels/adt.yaml:7:29: retention.keep: give 'days' or 'keep', not both: \
+                  they say the same thing in different units"
+                .to_owned()
+        ])
+    );
+    assert_eq!(
+        retention("{ keep_errored: true }"),
+        Err(vec![
+            "channels/adt.yaml:7:12: retention: needs 'days' (e.g. days: 30) or 'keep' \
+                  (e.g. keep: 36h)"
+                .to_owned()
+        ])
+    );
+    assert_eq!(
+        retention("{ days: 1, every: 0s }"),
+        Err(vec![
+            "channels/adt.yaml:7:30: retention.every: invalid duration '0s': must be \
+                  longer than zero"
+                .to_owned()
+        ])
     );
 }
 

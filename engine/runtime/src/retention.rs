@@ -1,4 +1,4 @@
-//! The retention task: removes finished messages older than each channel's `retention.days`, keeping
+//! The retention task: removes finished messages older than each channel's `retention` age, keeping
 //! errored ones when `keep_errored` is set, in small batches with a pause between them so traffic never
 //! waits behind a long delete.
 //!
@@ -18,11 +18,8 @@ use tracing::{error, info};
 const BATCH: usize = 256;
 /// Pause between batches, so sources and workers get the store in between.
 const PAUSE: Duration = Duration::from_millis(20);
-/// Time between passes.
-const INTERVAL: Duration = Duration::from_secs(3600);
-/// First pass shortly after start, once channels are up.
+/// First pass shortly after start, once channels are up (sooner when passes are more frequent).
 const FIRST_PASS: Duration = Duration::from_secs(60);
-const DAY_MILLIS: u64 = 86_400_000;
 
 /// One channel's retention settings.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -57,7 +54,8 @@ pub struct PassTotals {
 
 fn rule(retention: &Retention, now: UnixMillis) -> PruneRule {
     PruneRule {
-        received_before: now.saturating_sub(u64::from(retention.days).saturating_mul(DAY_MILLIS)),
+        received_before: now
+            .saturating_sub(u64::try_from(retention.keep.as_millis()).unwrap_or(u64::MAX)),
         keep_errored: retention.keep_errored,
     }
 }
@@ -84,19 +82,20 @@ pub fn prune_channel(
     }
 }
 
-/// Runs retention passes until `stop`: the first a minute after start, then hourly. Spawn it with the
-/// engine's workers: `tasks.spawn(retention::run(store, retention::policies(configs), stop))`.
+/// Runs retention passes until `stop`: the first a minute after start (or after `every`, if shorter),
+/// then every `every` (the shortest of the policies'). Spawn it with the engine's workers:
+/// `tasks.spawn(retention::run(store, retention::policies(configs), stop))`.
 pub async fn run(store: Arc<dyn Store>, policies: Vec<Policy>, stop: CancellationToken) {
-    if policies.is_empty() {
+    let Some(every) = policies.iter().map(|p| p.retention.every).min() else {
         return;
-    }
-    let mut wait = FIRST_PASS;
+    };
+    let mut wait = FIRST_PASS.min(every);
     loop {
         tokio::select! {
             _ = tokio::time::sleep(wait) => {}
             _ = stop.cancelled() => return,
         }
-        wait = INTERVAL;
+        wait = every;
         for policy in &policies {
             let (store, policy, halt) = (Arc::clone(&store), policy.clone(), stop.clone());
             let pass = tokio::task::spawn_blocking(move || {
@@ -133,6 +132,8 @@ pub async fn run(store: Arc<dyn Store>, policies: Vec<Policy>, stop: Cancellatio
 mod tests {
     use super::*;
     use junction_store::{Disposition, Processed, ReceiveMeta, SledStore, Status};
+
+    const DAY_MILLIS: u64 = 86_400_000;
 
     fn finish(store: &SledStore, id: &str, at: u64, disposition: Disposition) -> u64 {
         let meta = ReceiveMeta {
@@ -184,7 +185,8 @@ mod tests {
         let policy = Policy {
             channel: "lab".into(),
             retention: Retention {
-                days: 30,
+                keep: Duration::from_secs(30 * 86_400),
+                every: Retention::DEFAULT_EVERY,
                 keep_errored: true,
             },
         };
@@ -224,7 +226,8 @@ mod tests {
         let policy = Policy {
             channel: "lab".into(),
             retention: Retention {
-                days: 1,
+                keep: Duration::from_secs(86_400),
+                every: Retention::DEFAULT_EVERY,
                 keep_errored: false,
             },
         };
