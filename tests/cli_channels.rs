@@ -135,6 +135,61 @@ cases:
 }
 
 #[test]
+fn a_whole_output_that_differs_from_its_file_is_placed_by_line() {
+    let tests = "\
+channel: router
+cases:
+  - name: the copy is the message as received
+    input: |
+      MSH|^~\\&|A|B|C|D|20260101||ADT^A01|C1|P|2.5.1
+      PID|1||9^^^B^MR||Lind^Ada||19800101|F
+    expect:
+      copy: { equals_file: expected/copy.hl7 }
+      names: { equals_file: expected/names.json }
+";
+    // The JSON file is laid out differently from the output and still equal; the HL7 file has
+    // the wrong family name on its second segment.
+    let p = project(&[
+        ("channels/router.yaml", ROUTER),
+        ("channels/tests/router.yaml", tests),
+        (
+            "channels/tests/expected/copy.hl7",
+            "MSH|^~\\&|A|B|C|D|20260101||ADT^A01|C1|P|2.5.1\n\
+             PID|1||9^^^B^MR||Lindqvist^Ada||19800101|F\n",
+        ),
+        (
+            "channels/tests/expected/names.json",
+            "{\"given\": \"Ada\",\n    \"family\": \"Lind\"}\n",
+        ),
+    ]);
+    let out = junction_in(p.path(), &["test"], &[]);
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}{}", text(&out.stderr));
+    let expected_file = p.path().join("channels/tests/expected/copy.hl7");
+    assert_eq!(
+        stdout.lines().collect::<Vec<_>>(),
+        [
+            "FAIL channels/tests/router.yaml: the copy is the message as received: copy: \
+             output differs from channels/tests/expected/copy.hl7 at line 2: \
+             expected \"PID|1||9^^^B^MR||Lindqvist^Ada||19800101|F\", \
+             got \"PID|1||9^^^B^MR||Lind^Ada||19800101|F\"",
+            "0 passed, 1 failed",
+        ],
+        "{stdout}"
+    );
+
+    // Fixed file: the case passes and the command exits 0.
+    std::fs::write(
+        &expected_file,
+        "MSH|^~\\&|A|B|C|D|20260101||ADT^A01|C1|P|2.5.1\r\nPID|1||9^^^B^MR||Lind^Ada||19800101|F\r\n",
+    )
+    .unwrap();
+    let out = junction_in(p.path(), &["test"], &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stdout));
+    assert!(text(&out.stdout).ends_with("1 passed, 0 failed\n"));
+}
+
+#[test]
 fn a_test_file_with_a_mistake_is_placed_and_nothing_runs() {
     let tests = "channel: router\ncases:\n  - name: a\n    input: x\n    expect:\n      copy: { hl7: { PID-5.1: x }, contians: y }\n";
     let p = project(&[
