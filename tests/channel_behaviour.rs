@@ -136,6 +136,45 @@ fn ack_processed_answers_after_the_pipeline_with_the_reason() {
 }
 
 #[test]
+fn ack_processed_answers_each_of_many_concurrent_senders_about_its_own_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let addr = free_addr();
+    let mut engine = Engine::new(dir.path());
+    engine.channel(
+        "busy.yaml",
+        &format!(
+            "name: busy\n\
+             source:\n  mllp: {{ listen: \"{addr}\" }}\n  ack: processed\n\
+             match: {{ PID-8: '^(M|F|O|U|A|N)$' }}\n\
+             destinations:\n  - name: files\n    file: {{ dir: \"{}\", name: \"${{MSH-10}}.hl7\" }}\n",
+            dir.path().join("out").display()
+        ),
+    );
+    engine.start();
+    support::wait_listening(addr);
+    // Messages run in parallel and are recorded in batches: every answer must still reach the
+    // sender of that message, with that message's verdict. A lost answer fails on the read timeout.
+    let senders: Vec<_> = (0..4)
+        .map(|c| {
+            std::thread::spawn(move || {
+                let mut client = MllpClient::connect(addr).unwrap();
+                for i in 0..40 {
+                    let id = format!("C{c}M{i}");
+                    let sex = if i % 3 == 0 { "X" } else { "M" };
+                    let (code, acked) = client.send(&patient(&id, sex, "A^B")).unwrap();
+                    let expected = if sex == "X" { "AE" } else { "AA" };
+                    assert_eq!((code.as_str(), acked.as_str()), (expected, id.as_str()));
+                }
+            })
+        })
+        .collect();
+    for sender in senders {
+        sender.join().unwrap();
+    }
+    assert_eq!(engine.stop(), Some(0));
+}
+
+#[test]
 fn ack_none_answers_nothing_and_still_stores_and_delivers() {
     let dir = tempfile::tempdir().unwrap();
     let addr = free_addr();
