@@ -211,6 +211,17 @@ fn admin_api_reports_pauses_and_exports_metrics() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("refused the token"));
 
+    // The token from JUNCTION_ADMIN_TOKEN is named `env` in the audit log.
+    let (status, body) = http(api, "GET", "/channels/adt/messages", Some(TOKEN));
+    assert_eq!(status, 200, "{body}");
+    let audit = std::fs::read_to_string(engine.data.join("audit.jsonl")).unwrap();
+    let entry: serde_json::Value = serde_json::from_str(audit.lines().last().unwrap()).unwrap();
+    assert_eq!(
+        (&entry["who"], &entry["via"], &entry["action"]),
+        (&"env".into(), &"api".into(), &"list".into()),
+        "{audit}"
+    );
+
     assert_eq!(engine.stop(), Some(0));
 }
 
