@@ -4,6 +4,8 @@
 //! that an unordered queue lets later messages pass a poisoned one.
 #![allow(clippy::unwrap_used)]
 
+#[path = "support/admin.rs"]
+mod admin;
 #[path = "support/engine.rs"]
 mod engine;
 #[path = "support/mod.rs"]
@@ -389,6 +391,98 @@ fn http_sends_the_headers_errors_a_4xx_at_once_and_retries_a_5xx_until_it_passes
 }
 
 #[test]
+fn an_http_content_type_header_replaces_the_default_and_connection_errors_are_retried() {
+    let dir = tempfile::tempdir().unwrap();
+    let peer = HttpPeer::start(|_, _| 201);
+    let dead = SocketAddr::from(([127, 0, 0, 1], support::free_port()));
+    let (mut engine, addr) = start_channel(
+        dir.path(),
+        "typed",
+        &format!(
+            "  - name: typed\n    http: {{ url: \"http://{}/in\", method: PUT, headers: {{ Content-Type: application/fhir+json }} }}\n\
+             \x20 - name: unreachable\n    http: {{ url: \"http://{dead}/in\" }}\n    \
+             retry: {{ initial: 50ms, max: 200ms, max_attempts: 3 }}\n",
+            peer.addr
+        ),
+    );
+    send_all(addr, &["TYPED1".to_owned()]);
+    assert!(
+        eventually(20, || peer.times("TYPED1") == 1
+            && engine.log_text().contains("delivery failed for good")),
+        "not delivered and given up as expected:\n{}",
+        engine.log_text()
+    );
+    let request = &peer.requests()[0];
+    assert_eq!(request.method, "PUT");
+    let types: Vec<_> = request
+        .headers
+        .iter()
+        .filter(|(n, _)| n == "content-type")
+        .map(|(_, v)| v.as_str())
+        .collect();
+    assert_eq!(
+        types,
+        ["application/fhir+json"],
+        "one Content-Type, the configured one"
+    );
+
+    let store = stop_and_open(&mut engine, dir.path());
+    let typed = delivery(&store, "typed", "TYPED1", "typed");
+    assert_eq!((typed.status, typed.attempts), (Status::Sent, 1));
+    let unreachable = delivery(&store, "typed", "TYPED1", "unreachable");
+    assert_eq!(
+        (unreachable.status, unreachable.attempts),
+        (Status::Errored, 3),
+        "a refused connection is retried: {unreachable:?}"
+    );
+}
+
+#[test]
+fn an_http_header_that_cannot_be_sent_stops_the_start_with_the_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let listen = SocketAddr::from(([127, 0, 0, 1], support::free_port()));
+    let engine = Engine::new(dir.path());
+    engine.channel(
+        "bad.yaml",
+        &channel_yaml(
+            "bad",
+            listen,
+            "  - name: api\n    http: { url: \"http://127.0.0.1:9/in\", headers: { \"X Partner\": acme } }\n",
+        ),
+    );
+    let mut run = support::Process(
+        std::process::Command::new(support::junction_bin())
+            .args(["run", "--channels"])
+            .arg(&engine.channels)
+            .arg("--data")
+            .arg(&engine.data)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    // Bounded, so that an engine that does start fails the test instead of hanging it.
+    let mut status = None;
+    eventually(20, || {
+        status = run.0.try_wait().unwrap();
+        status.is_some()
+    });
+    let status = status.expect("the engine started with a header it can never send");
+    let mut stderr = String::new();
+    run.0
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    assert!(!status.success(), "{stderr}");
+    assert!(
+        stderr.contains("channel bad") && stderr.contains("X Partner"),
+        "the error names the channel and the header: {stderr}"
+    );
+}
+
+#[test]
 fn max_attempts_against_a_peer_that_is_down_errors_after_exactly_that_many() {
     let dir = tempfile::tempdir().unwrap();
     let dead = SocketAddr::from(([127, 0, 0, 1], support::free_port()));
@@ -573,6 +667,56 @@ fn a_channel_destination_hands_the_message_to_the_other_channel() {
     assert_eq!(handed.status, Status::Sent);
     let out = delivery(&store, "b", "HAND000", "out");
     assert_eq!(out.status, Status::Sent);
+}
+
+#[test]
+fn a_hand_over_to_a_paused_channel_waits_until_it_is_resumed() {
+    let dir = tempfile::tempdir().unwrap();
+    let peer = MllpPeer::start(|_, _| "AA");
+    let a = SocketAddr::from(([127, 0, 0, 1], support::free_port()));
+    let b = SocketAddr::from(([127, 0, 0, 1], support::free_port()));
+    let mut engine = Engine::new(dir.path());
+    let api = admin::enable(&mut engine);
+    engine.channel(
+        "a.yaml",
+        &channel_yaml(
+            "a",
+            a,
+            &format!("  - name: to-b\n    channel: b\n    {FAST_RETRY}\n"),
+        ),
+    );
+    engine.channel(
+        "b.yaml",
+        &channel_yaml(
+            "b",
+            b,
+            &format!(
+                "  - name: out\n    mllp: {{ connect: \"{}\" }}\n",
+                peer.addr
+            ),
+        ),
+    );
+    engine.start();
+    admin::wait_ready(api);
+    let (status, body) = admin::http(api, "POST", "/channels/b/pause", Some(admin::TOKEN));
+    assert_eq!(status, 200, "{body}");
+    send_all(a, &["HELD1".to_owned()]);
+    assert!(
+        eventually(20, || engine.log_text().contains("channel b is paused")),
+        "the hand-over should wait for the paused channel:\n{}",
+        engine.log_text()
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(peer.ids().is_empty(), "a paused channel took a new message");
+
+    let (status, body) = admin::http(api, "POST", "/channels/b/resume", Some(admin::TOKEN));
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        eventually(20, || peer.ids() == ["HELD1"]),
+        "after the resume the message should go through: {:?}",
+        peer.ids()
+    );
+    assert_eq!(engine.stop(), Some(0));
 }
 
 #[test]

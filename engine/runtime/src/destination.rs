@@ -1,5 +1,6 @@
 //! Destination connectors: how one outbox entry is delivered, and how failures are classified.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -8,6 +9,7 @@ use junction_config::{DestinationKind, HttpMethod, OnNak};
 use junction_hl7::{MessageBuf, Path};
 use junction_net::{ClientTls, Sender, SenderConfig};
 use junction_store::{OutboxLease, Store};
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_TYPE};
 
 use crate::channels::ChannelDirectory;
 
@@ -43,11 +45,11 @@ pub enum Connector {
         /// Shared client (connection pool).
         client: reqwest::Client,
         /// Target URL.
-        url: String,
+        url: reqwest::Url,
         /// Method.
         method: reqwest::Method,
-        /// Extra headers.
-        headers: Vec<(String, String)>,
+        /// Configured headers; they replace the default `Content-Type` rather than add a second one.
+        headers: HeaderMap,
     },
     /// Hand over to another channel's inbox.
     Channel {
@@ -67,6 +69,23 @@ pub enum ConnectorError {
     /// HTTP client setup failed.
     #[error("HTTP destination: {0}")]
     Http(#[from] reqwest::Error),
+    /// The URL does not parse, so no request could ever be sent.
+    #[error("HTTP destination: invalid URL {url:?}: {reason}")]
+    HttpUrl {
+        /// The URL as configured.
+        url: String,
+        /// Why it does not parse.
+        reason: String,
+    },
+    /// A configured header cannot go on the wire (space in the name, newline in the value); its value
+    /// is left out of the message because headers often carry credentials.
+    #[error("HTTP destination: header {name:?} cannot be sent: {reason}")]
+    HttpHeader {
+        /// The header name as configured.
+        name: String,
+        /// Why not.
+        reason: String,
+    },
     /// `mllp.tls` was given without `ca`, so the server could not be verified.
     #[error(
         "MLLP destination: tls needs `ca` (the CA file that signs the receiver's certificate)"
@@ -114,17 +133,16 @@ impl Connector {
             },
             DestinationKind::Http(h) => Connector::Http {
                 client: reqwest::Client::builder().timeout(h.timeout).build()?,
-                url: h.url.clone(),
+                url: reqwest::Url::parse(&h.url).map_err(|e| ConnectorError::HttpUrl {
+                    url: h.url.clone(),
+                    reason: e.to_string(),
+                })?,
                 method: match h.method {
                     HttpMethod::Post => reqwest::Method::POST,
                     HttpMethod::Put => reqwest::Method::PUT,
                     HttpMethod::Patch => reqwest::Method::PATCH,
                 },
-                headers: h
-                    .headers
-                    .iter()
-                    .map(|(k, v)| (k.clone(), v.clone()))
-                    .collect(),
+                headers: header_map(&h.headers)?,
             },
             DestinationKind::Channel(target) => Connector::Channel {
                 target: target.clone(),
@@ -172,13 +190,12 @@ impl Connector {
                 method,
                 headers,
             } => {
-                let mut request = client
-                    .request(method.clone(), url.as_str())
-                    .header("content-type", lease.content_type())
+                // `headers` replaces same-named defaults (`header` would append a second value).
+                let request = client
+                    .request(method.clone(), url.clone())
+                    .header(CONTENT_TYPE, lease.content_type())
+                    .headers(headers.clone())
                     .body(lease.payload().to_vec());
-                for (k, v) in headers.iter() {
-                    request = request.header(k.as_str(), v.as_str());
-                }
                 match request.send().await {
                     Ok(response) => {
                         let status = response.status();
@@ -203,6 +220,21 @@ impl Connector {
             }
         }
     }
+}
+
+/// The configured headers as they go on the wire, refusing any that cannot.
+fn header_map(headers: &BTreeMap<String, String>) -> Result<HeaderMap, ConnectorError> {
+    let mut map = HeaderMap::new();
+    for (name, value) in headers {
+        let invalid = |reason: String| ConnectorError::HttpHeader {
+            name: name.clone(),
+            reason,
+        };
+        let header = HeaderName::from_bytes(name.as_bytes()).map_err(|e| invalid(e.to_string()))?;
+        let value = HeaderValue::from_str(value).map_err(|e| invalid(e.to_string()))?;
+        map.append(header, value);
+    }
+    Ok(map)
 }
 
 /// Expand `${HL7-path}`, `${message_id}` and `${channel}` in a file name template. Values are made
