@@ -181,7 +181,7 @@ impl Connector {
                     .ok()
                     .flatten()
                     .unwrap_or_default();
-                let file_name = render_name(name, &raw, lease);
+                let file_name = render_name(name, &raw, lease.seq(), lease.channel());
                 write_file(dir, &file_name, lease.payload()).await
             }
             Connector::Http {
@@ -237,9 +237,15 @@ fn header_map(headers: &BTreeMap<String, String>) -> Result<HeaderMap, Connector
     Ok(map)
 }
 
+/// Longest text one `${...}` puts into a file name, well inside the usual 255-byte name limit.
+const MAX_NAME_VALUE: usize = 100;
+
 /// Expand `${HL7-path}`, `${message_id}` and `${channel}` in a file name template. Values are made
 /// safe for a file name; an absent value becomes the message's sequence number so names stay unique.
-fn render_name(template: &str, raw: &[u8], lease: &OutboxLease) -> String {
+/// A name the file system would refuse whatever happens (too long, `.` or `..`) would be retried
+/// forever and block an ordered queue, so values are cut short and a name of dots becomes the
+/// sequence number.
+fn render_name(template: &str, raw: &[u8], seq: u64, channel: &str) -> String {
     let msg = MessageBuf::parse(raw).ok();
     let mut out = String::new();
     let mut rest = template;
@@ -253,16 +259,16 @@ fn render_name(template: &str, raw: &[u8], lease: &OutboxLease) -> String {
         };
         let key = &after[..end];
         let value = match key {
-            "message_id" => lease.seq().to_string(),
-            "channel" => lease.channel().to_owned(),
+            "message_id" => seq.to_string(),
+            "channel" => channel.to_owned(),
             path => msg
                 .as_ref()
                 .zip(path.parse::<Path>().ok())
                 .and_then(|(m, p)| m.get(&p))
                 .filter(|v| !v.is_empty())
-                .unwrap_or_else(|| lease.seq().to_string()),
+                .unwrap_or_else(|| seq.to_string()),
         };
-        out.extend(value.chars().map(|c| {
+        out.extend(value.chars().take(MAX_NAME_VALUE).map(|c| {
             if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') {
                 c
             } else {
@@ -272,6 +278,9 @@ fn render_name(template: &str, raw: &[u8], lease: &OutboxLease) -> String {
         rest = &after[end + 1..];
     }
     out.push_str(rest);
+    if out.chars().all(|c| c == '.') {
+        return seq.to_string();
+    }
     out
 }
 
@@ -298,5 +307,37 @@ async fn write_file(dir: &std::path::Path, name: &str, payload: &[u8]) -> Delive
         Ok(Ok(path)) => Delivery::Sent(Some(format!("wrote {}", path.display()))),
         Ok(Err(e)) => Delivery::Retry(format!("cannot write file {name}: {e}")),
         Err(e) => Delivery::Retry(format!("file writer failed: {e}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ADT: &[u8] = b"MSH|^~\\&|S|F|R|F|20260101||ADT^A01|CTRL/1|P|2.5.1\rPID|1||42^^^H^MR\r";
+
+    #[test]
+    fn names_take_values_from_the_message_made_safe() {
+        assert_eq!(
+            render_name("${channel}-${MSH-10}-${PID-3.1}.hl7", ADT, 7, "adt"),
+            "adt-CTRL_1-42.hl7"
+        );
+        assert_eq!(render_name("${PV1-2}.hl7", ADT, 7, "adt"), "7.hl7");
+        assert_eq!(render_name("${message_id}", ADT, 7, "adt"), "7");
+        assert_eq!(render_name("open ${MSH-10", ADT, 7, "adt"), "open ${MSH-10");
+    }
+
+    #[test]
+    fn names_the_file_system_would_refuse_are_avoided() {
+        let dots = b"MSH|^~\\&|S|F|R|F|20260101||ADT^A01|..|P|2.5.1\r";
+        assert_eq!(render_name("${MSH-10}", dots, 9, "adt"), "9");
+        assert_eq!(render_name("${MSH-10}.", dots, 9, "adt"), "9");
+        assert_eq!(render_name("${MSH-10}.hl7", dots, 9, "adt"), "...hl7");
+        let long = format!(
+            "MSH|^~\\&|S|F|R|F|20260101||ADT^A01|{}|P|2.5.1\r",
+            "x".repeat(5000)
+        );
+        let name = render_name("${MSH-10}.hl7", long.as_bytes(), 9, "adt");
+        assert_eq!(name.len(), MAX_NAME_VALUE + 4);
     }
 }
