@@ -328,11 +328,12 @@ fn attempts_in_history(
 }
 
 #[test]
-fn http_sends_the_headers_errors_a_4xx_at_once_and_retries_a_5xx_until_it_passes() {
+fn http_sends_the_headers_errors_a_4xx_at_once_and_retries_a_5xx_or_429_until_it_passes() {
     let dir = tempfile::tempdir().unwrap();
     let peer = HttpPeer::start(|id, earlier| match id {
         "REFUSED" => 422,
         "FLAKY" if earlier < 2 => 503,
+        "BUSY" if earlier < 1 => 429,
         _ => 200,
     });
     let (mut engine, addr) = start_channel(
@@ -343,10 +344,14 @@ fn http_sends_the_headers_errors_a_4xx_at_once_and_retries_a_5xx_until_it_passes
             peer.addr
         ),
     );
-    let sent: Vec<String> = ["REFUSED", "FLAKY", "FINE"].map(String::from).into();
+    let sent: Vec<String> = ["REFUSED", "FLAKY", "BUSY", "FINE"]
+        .map(String::from)
+        .into();
     send_all(addr, &sent);
     assert!(
-        eventually(20, || peer.times("FLAKY") >= 3 && peer.times("FINE") >= 1),
+        eventually(20, || peer.times("FLAKY") >= 3
+            && peer.times("BUSY") >= 2
+            && peer.times("FINE") >= 1),
         "the 5xx was not retried until it passed: {:?}",
         peer.requests()
     );
@@ -354,6 +359,11 @@ fn http_sends_the_headers_errors_a_4xx_at_once_and_retries_a_5xx_until_it_passes
     std::thread::sleep(Duration::from_millis(800));
     assert_eq!(peer.times("REFUSED"), 1, "a 4xx is not retried");
     assert_eq!(peer.times("FLAKY"), 3, "two 503s, then the 200 ends it");
+    assert_eq!(
+        peer.times("BUSY"),
+        2,
+        "429 Too Many Requests means later, not never"
+    );
     assert_eq!(peer.times("FINE"), 1);
     for r in peer.requests() {
         let id = control_id_of(&r.body);
@@ -386,6 +396,8 @@ fn http_sends_the_headers_errors_a_4xx_at_once_and_retries_a_5xx_until_it_passes
         "{flaky:?}"
     );
     assert_eq!(attempts_in_history(&store, "web", "FLAKY", "api"), 3);
+    let busy = delivery(&store, "web", "BUSY", "api");
+    assert_eq!((busy.status, busy.attempts), (Status::Sent, 2));
     let fine = delivery(&store, "web", "FINE", "api");
     assert_eq!((fine.status, fine.attempts), (Status::Sent, 1));
 }

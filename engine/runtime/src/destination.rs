@@ -204,7 +204,14 @@ impl Connector {
                         let summary = format!("HTTP {status}: {excerpt}");
                         if status.is_success() {
                             Delivery::Sent(Some(summary))
-                        } else if status.is_client_error() {
+                        } else if status.is_client_error()
+                            // The two 4xx that say "not now" rather than "never" (RFC 9110, RFC 6585).
+                            && !matches!(
+                                status,
+                                reqwest::StatusCode::REQUEST_TIMEOUT
+                                    | reqwest::StatusCode::TOO_MANY_REQUESTS
+                            )
+                        {
                             Delivery::Permanent(summary)
                         } else {
                             Delivery::Retry(summary)
