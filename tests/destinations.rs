@@ -14,6 +14,7 @@ mod support;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -45,10 +46,13 @@ fn record_arrival(seen: &Mutex<Vec<(String, Instant)>>, id: &str) -> usize {
 }
 
 /// An MLLP receiver that answers each frame with the code its policy picks and records every arrival
-/// (retries included) with its time.
+/// (retries included) with its time. While `broken`, it accepts each connection and closes it at once:
+/// a partner whose service is down behind a listening socket, one failed attempt per connection.
 struct MllpPeer {
     addr: SocketAddr,
     seen: Arc<Mutex<Vec<(String, Instant)>>>,
+    connections: Arc<Mutex<Vec<Instant>>>,
+    broken: Arc<AtomicBool>,
 }
 
 impl MllpPeer {
@@ -63,17 +67,46 @@ impl MllpPeer {
         answer: impl Fn(&str, usize) -> &'static str + Send + Sync + 'static,
     ) -> Self {
         let listener = TcpListener::bind(addr).unwrap();
-        let addr = listener.local_addr().unwrap();
-        let seen = Arc::new(Mutex::new(Vec::new()));
+        let peer = Self {
+            addr: listener.local_addr().unwrap(),
+            seen: Arc::default(),
+            connections: Arc::default(),
+            broken: Arc::default(),
+        };
         let answer: Policy<&'static str> = Arc::new(answer);
-        let shared = Arc::clone(&seen);
+        let (seen, connections, broken) = (
+            Arc::clone(&peer.seen),
+            Arc::clone(&peer.connections),
+            Arc::clone(&peer.broken),
+        );
         std::thread::spawn(move || {
             for stream in listener.incoming().flatten() {
-                let (seen, answer) = (Arc::clone(&shared), Arc::clone(&answer));
+                // Recorded before any close, so earlier than the sender seeing a failure.
+                connections.lock().unwrap().push(Instant::now());
+                if broken.load(SeqCst) {
+                    continue;
+                }
+                let (seen, answer) = (Arc::clone(&seen), Arc::clone(&answer));
                 std::thread::spawn(move || serve_mllp(stream, &seen, &answer));
             }
         });
-        Self { addr, seen }
+        peer
+    }
+
+    /// A receiver that is broken until [`MllpPeer::repair`], then accepts everything.
+    fn broken() -> Self {
+        let peer = Self::start(|_, _| "AA");
+        peer.broken.store(true, SeqCst);
+        peer
+    }
+
+    fn repair(&self) {
+        self.broken.store(false, SeqCst);
+    }
+
+    /// When each connection came in.
+    fn connections(&self) -> Vec<Instant> {
+        self.connections.lock().unwrap().clone()
     }
 
     /// Control ids in arrival order, retries included.
@@ -122,23 +155,6 @@ fn serve_mllp(
             Ok(n) => buf.extend_from_slice(&chunk[..n]),
         }
     }
-}
-
-/// A socket that accepts every connection and closes it at once, recording when each came in: a
-/// partner whose service is broken, seen from the sender as one failed attempt per connection.
-fn accept_and_close() -> (SocketAddr, Arc<Mutex<Vec<Instant>>>) {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap();
-    let accepted = Arc::new(Mutex::new(Vec::new()));
-    let shared = Arc::clone(&accepted);
-    std::thread::spawn(move || {
-        for stream in listener.incoming().flatten() {
-            // Recorded before the close, so this is earlier than the sender seeing the failure.
-            shared.lock().unwrap().push(Instant::now());
-            drop(stream);
-        }
-    });
-    (addr, accepted)
 }
 
 /// One request as the HTTP peer read it; header names are lower-case.
@@ -732,39 +748,40 @@ fn a_hand_over_to_a_paused_channel_waits_until_it_is_resumed() {
 }
 
 #[test]
-fn the_circuit_breaker_stops_attempts_for_the_cool_down_and_says_so() {
+fn the_circuit_breaker_stops_attempts_for_the_cool_down_says_so_and_closes_when_the_peer_is_back() {
     let dir = tempfile::tempdir().unwrap();
-    let (guarded, guarded_at) = accept_and_close();
-    let (unguarded, unguarded_at) = accept_and_close();
+    let guarded = MllpPeer::broken();
+    let unguarded = MllpPeer::broken();
     let cool_down = Duration::from_secs(3);
     let (mut engine, addr) = start_channel(
         dir.path(),
         "breaker",
         &format!(
-            "  - name: guarded\n    mllp: {{ connect: \"{guarded}\", connect_timeout: 500ms }}\n    {FAST_RETRY}\n    \
+            "  - name: guarded\n    mllp: {{ connect: \"{}\", connect_timeout: 500ms }}\n    {FAST_RETRY}\n    \
              circuit_breaker: {{ failures: 3, cool_down: {}s }}\n\
-             \x20 - name: unguarded\n    mllp: {{ connect: \"{unguarded}\", connect_timeout: 500ms }}\n    {FAST_RETRY}\n",
-            cool_down.as_secs()
+             \x20 - name: unguarded\n    mllp: {{ connect: \"{}\", connect_timeout: 500ms }}\n    {FAST_RETRY}\n",
+            guarded.addr,
+            cool_down.as_secs(),
+            unguarded.addr
         ),
     );
     send_all(addr, &["TRIP1".to_owned()]);
     // The fourth attempt is the probe after the cool-down.
     assert!(
-        eventually(30, || guarded_at.lock().unwrap().len() >= 4),
+        eventually(30, || guarded.connections().len() >= 4),
         "the breaker never let a probe through"
     );
-    let guarded_at = guarded_at.lock().unwrap().clone();
-    let (opened, probe) = (guarded_at[2], guarded_at[3]);
-    // Each time is taken at the peer: the third before the engine saw it fail, the probe after the
+    let tries = guarded.connections();
+    let (opened, probe) = (tries[2], tries[3]);
+    // Both times are taken at the peer: the third before the engine saw it fail, the probe after the
     // engine connected, so the gap covers the whole cool-down.
     assert!(
         probe.duration_since(opened) >= cool_down - Duration::from_millis(100),
         "the probe came {:?} after the third failure, within the {cool_down:?} cool-down",
         probe.duration_since(opened)
     );
-    let without_breaker = unguarded_at
-        .lock()
-        .unwrap()
+    let without_breaker = unguarded
+        .connections()
         .iter()
         .filter(|t| **t > opened && **t < probe)
         .count();
@@ -773,14 +790,35 @@ fn the_circuit_breaker_stops_attempts_for_the_cool_down_and_says_so() {
         "the same retry policy without a breaker should have tried many times meanwhile, tried {without_breaker}"
     );
     let log = engine.log_text();
+    let opened_lines = |name: &str| {
+        log.lines()
+            .filter(|l| {
+                l.contains("circuit open")
+                    && l.split_whitespace()
+                        .any(|w| w == format!("destination={name}"))
+            })
+            .count()
+    };
+    assert_eq!(
+        opened_lines("guarded"),
+        1,
+        "the log says once that the breaker opened:\n{log}"
+    );
+    assert_eq!(
+        opened_lines("unguarded"),
+        0,
+        "only the guarded destination has a breaker"
+    );
+
+    // The peer recovers: the next probe delivers and the breaker closes.
+    guarded.repair();
     assert!(
-        log.contains("circuit open") && log.contains("guarded"),
-        "the log should say the breaker opened:\n{log}"
+        eventually(30, || guarded.ids() == ["TRIP1"]),
+        "the message was not delivered after the peer came back"
     );
     assert!(
-        !log.lines()
-            .any(|l| l.contains("circuit open") && l.contains("unguarded")),
-        "only the guarded destination has a breaker"
+        eventually(10, || engine.log_text().contains("circuit closed")),
+        "the log should say the breaker closed"
     );
     assert_eq!(engine.stop(), Some(0));
 }
