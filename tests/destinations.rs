@@ -466,6 +466,59 @@ fn an_http_content_type_header_replaces_the_default_and_connection_errors_are_re
 }
 
 #[test]
+fn an_http_answer_whose_body_stalls_is_recorded_with_its_start() {
+    // A server that answers 200 at once, promises a megabyte of body, sends a little and stalls.
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let server = listener.local_addr().unwrap();
+    let requests = Arc::new(Mutex::new(0));
+    let counted = Arc::clone(&requests);
+    std::thread::spawn(move || {
+        for mut stream in listener.incoming().flatten() {
+            let counted = Arc::clone(&counted);
+            std::thread::spawn(move || {
+                let mut head = [0u8; 8192];
+                if stream.read(&mut head).unwrap_or(0) == 0 {
+                    return;
+                }
+                *counted.lock().unwrap() += 1;
+                let start = "HTTP/1.1 200 OK\r\nContent-Length: 1000000\r\n\r\n";
+                let _ = stream.write_all(start.as_bytes());
+                let _ = stream.write_all(&[b'x'; 4096]);
+                std::thread::sleep(Duration::from_secs(30));
+            });
+        }
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let (mut engine, addr) = start_channel(
+        dir.path(),
+        "stall",
+        &format!(
+            "  - name: api\n    http: {{ url: \"http://{server}/in\", timeout: 2s }}\n    {FAST_RETRY}\n"
+        ),
+    );
+    send_all(addr, &["STALL1".to_owned()]);
+    assert!(
+        eventually(20, || *requests.lock().unwrap() >= 1),
+        "the request never arrived"
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    let store = stop_and_open(&mut engine, dir.path());
+    let record = delivery(&store, "stall", "STALL1", "api");
+    assert_eq!(
+        (record.status, record.attempts),
+        (Status::Sent, 1),
+        "{record:?}"
+    );
+    let response = record.response.unwrap_or_default();
+    // Reading the whole body would have run into the 2 s timeout and kept nothing of it.
+    assert!(
+        response.starts_with("HTTP 200 OK: xxxx") && response.len() < 600,
+        "the record keeps the start of the body: {response:?}"
+    );
+    assert_eq!(*requests.lock().unwrap(), 1);
+}
+
+#[test]
 fn an_http_header_that_cannot_be_sent_stops_the_start_with_the_reason() {
     let dir = tempfile::tempdir().unwrap();
     let listen = SocketAddr::from(([127, 0, 0, 1], support::free_port()));

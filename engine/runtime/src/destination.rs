@@ -199,9 +199,7 @@ impl Connector {
                 match request.send().await {
                     Ok(response) => {
                         let status = response.status();
-                        let body = response.text().await.unwrap_or_default();
-                        let excerpt: String = body.chars().take(512).collect();
-                        let summary = format!("HTTP {status}: {excerpt}");
+                        let summary = format!("HTTP {status}: {}", excerpt(response).await);
                         if status.is_success() {
                             Delivery::Sent(Some(summary))
                         } else if status.is_client_error()
@@ -227,6 +225,27 @@ impl Connector {
             }
         }
     }
+}
+
+/// Most of a response body kept on the record.
+const EXCERPT_CHARS: usize = 512;
+
+/// The start of a response body. The status has already decided the outcome, so the rest is not
+/// read: a large or stalling body must neither fill memory nor run into the timeout and turn a
+/// delivered message into a retry (a duplicate at the peer).
+async fn excerpt(mut response: reqwest::Response) -> String {
+    let mut bytes = Vec::new();
+    // UTF-8 takes at most 4 bytes per character.
+    while bytes.len() < EXCERPT_CHARS * 4 {
+        match response.chunk().await {
+            Ok(Some(chunk)) => bytes.extend_from_slice(&chunk),
+            Ok(None) | Err(_) => break,
+        }
+    }
+    String::from_utf8_lossy(&bytes)
+        .chars()
+        .take(EXCERPT_CHARS)
+        .collect()
 }
 
 /// The configured headers as they go on the wire, refusing any that cannot.
