@@ -10,7 +10,7 @@ use std::hint::black_box;
 use criterion::{criterion_group, criterion_main, Criterion};
 use junction_benches::test_message;
 use junction_hl7::ack::{build_ack, next_control_id, AckCode, AckError, AckMode};
-use junction_hl7::{Message, MshHeader};
+use junction_hl7::{Message, MessageBuf, MshHeader};
 
 fn listener_steps(c: &mut Criterion) {
     let bytes = test_message("adt_a01_1kb.hl7");
@@ -19,8 +19,8 @@ fn listener_steps(c: &mut Criterion) {
     g.bench_function("peek MSH", |b| {
         b.iter(|| MshHeader::peek(black_box(&bytes)))
     });
-    g.bench_function("syntax check (Message::check)", |b| {
-        b.iter(|| Message::check(black_box(&bytes)).is_ok())
+    g.bench_function("syntax check (MessageBuf::check, as the listener)", |b| {
+        b.iter(|| MessageBuf::check(black_box(&bytes)).is_ok())
     });
     g.bench_function("full parse (Message::parse)", |b| {
         b.iter(|| Message::parse(black_box(&bytes)).is_ok())
@@ -42,7 +42,7 @@ fn listener_steps(c: &mut Criterion) {
     g.bench_function("all: peek, check, AA", |b| {
         b.iter(|| {
             let header = MshHeader::peek(black_box(&bytes)).unwrap();
-            let ok = Message::check(&bytes).is_ok();
+            let ok = MessageBuf::check(&bytes).is_ok();
             let mode = AckMode::from_header(&header);
             let code = if ok { AckCode::AA } else { AckCode::AR };
             black_box(mode.application_ack_wanted(ok));

@@ -36,6 +36,18 @@ pub enum Outcome {
     NoAck,
 }
 
+impl Outcome {
+    /// The outcome without its reason, for logs: a reason can quote the message (a script's thrown value).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Accept => "accept",
+            Self::Error(_) => "error",
+            Self::Reject(_) => "reject",
+            Self::NoAck => "no ack",
+        }
+    }
+}
+
 /// One message as received, handed to the [`Handler`].
 #[derive(Debug, Clone)]
 pub struct Inbound {
@@ -360,7 +372,7 @@ impl<H: Handler> Shared<H> {
             peer,
         };
         let outcome = self.handler.handle(inbound).await;
-        debug!(%peer, control_id, ?outcome, "message handled");
+        debug!(%peer, control_id, outcome = outcome.kind(), "message handled");
         if self.config.ack == AckPolicy::Never {
             return Ok(());
         }

@@ -458,7 +458,7 @@ async fn http_message(
     let header = MshHeader::peek(&body);
     let invalid = match &header {
         None => Some(String::from("message has no readable MSH segment")),
-        Some(_) => junction_hl7::Message::check(&body)
+        Some(_) => junction_hl7::MessageBuf::check(&body)
             .err()
             .map(|e| e.to_string()),
     };
