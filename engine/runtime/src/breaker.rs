@@ -33,11 +33,18 @@ impl CircuitBreaker {
         }
     }
 
-    /// How long to wait before the next attempt is allowed, if the breaker is open.
-    pub fn wait(&self, now: Instant) -> Option<Duration> {
-        self.open_until
-            .and_then(|until| until.checked_duration_since(now))
-            .filter(|d| !d.is_zero())
+    /// `None` when an attempt may go now, else how long to hold off. When the cool-down has passed,
+    /// exactly one caller is let through as the probe and the window restarts for the others, so a
+    /// destination with several senders probes a peer that may still be down once, not once per sender.
+    pub fn permit(&mut self, now: Instant) -> Option<Duration> {
+        let until = self.open_until?;
+        match until.checked_duration_since(now).filter(|d| !d.is_zero()) {
+            Some(wait) => Some(wait),
+            None => {
+                self.open_until = Some(now + self.cool_down);
+                None
+            }
+        }
     }
 
     /// Record a successful delivery.
@@ -77,17 +84,35 @@ mod tests {
         let mut b = CircuitBreaker::new(3, Duration::from_secs(10));
         assert_eq!(b.failure(now), Transition::None);
         assert_eq!(b.failure(now), Transition::None);
-        assert!(b.wait(now).is_none());
+        assert!(b.permit(now).is_none());
         assert_eq!(b.failure(now), Transition::Opened);
-        assert!(b.wait(now).is_some());
-        assert!(b.wait(now).is_some_and(|d| d <= Duration::from_secs(10)));
-        // After the cool-down a probe is allowed; if it fails the breaker re-opens silently.
+        assert!(b.permit(now).is_some());
+        assert!(b.permit(now).is_some_and(|d| d <= Duration::from_secs(10)));
+        // After the cool-down one probe is allowed; if it fails the breaker re-opens silently.
         let later = now + Duration::from_secs(11);
-        assert!(b.wait(later).is_none());
+        assert!(b.permit(later).is_none());
         assert_eq!(b.failure(later), Transition::None);
-        assert!(b.wait(later).is_some());
+        assert!(b.permit(later).is_some());
         assert_eq!(b.success(), Transition::Closed);
-        assert!(b.wait(later).is_none());
+        assert!(b.permit(later).is_none());
         assert_eq!(b.success(), Transition::None);
+    }
+
+    #[test]
+    fn after_the_cool_down_only_one_sender_probes() {
+        let now = Instant::now();
+        let mut b = CircuitBreaker::new(1, Duration::from_secs(10));
+        assert_eq!(b.failure(now), Transition::Opened);
+        let later = now + Duration::from_secs(10);
+        assert!(b.permit(later).is_none(), "the first sender probes");
+        assert!(
+            b.permit(later).is_some(),
+            "a second sender waits for the probe"
+        );
+        assert_eq!(b.success(), Transition::Closed);
+        assert!(
+            b.permit(later).is_none(),
+            "everyone goes once the probe got through"
+        );
     }
 }

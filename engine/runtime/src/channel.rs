@@ -304,7 +304,8 @@ async fn destination_worker(
     } = sender;
     while !stop.is_cancelled() {
         if let Some(wait) = throttle.breaker_wait(Instant::now()) {
-            if !idle_for(wait, &stop).await {
+            // Check again at least every poll: another sender's probe may close the breaker early.
+            if !idle_for(wait.min(IDLE_POLL), &stop).await {
                 return;
             }
             continue;
@@ -334,7 +335,10 @@ async fn destination_worker(
             }
         };
         while let Err(wait) = throttle.acquire(Instant::now()) {
-            tokio::time::sleep(wait).await;
+            // Stopping drops the lease: the message stays queued for the next start.
+            if !idle_for(wait, &stop).await {
+                return;
+            }
         }
         let started = Instant::now();
         let delivery = connector.deliver(&lease, &ch.store).await;
@@ -342,14 +346,24 @@ async fn destination_worker(
         let control_id = lease.control_id().unwrap_or_default().to_owned();
         let (seq, attempt) = (lease.seq(), lease.attempt());
         let settlement = settle(&config, &delivery, attempt, now_millis());
-        match &settlement {
-            Settlement::Sent { .. } => {
-                inc(&rt.metrics.sent);
+        // Only failures that may pass count against the peer: a refusal for good (4xx, a NAK with
+        // `on_nak: error`) means the peer is up, and must not hold every other message for a cool-down.
+        match &delivery {
+            Delivery::Retry(_) => {
+                if throttle.failure(Instant::now()) == Transition::Opened {
+                    rt.metrics.circuit_open.store(true, Ordering::Relaxed);
+                    warn!(channel = %ch.name, destination = %config.name, "circuit open: pausing deliveries for the cool-down");
+                }
+            }
+            Delivery::Sent(_) | Delivery::Permanent(_) => {
                 if throttle.success() == Transition::Closed {
                     rt.metrics.circuit_open.store(false, Ordering::Relaxed);
                     info!(channel = %ch.name, destination = %config.name, "circuit closed: destination is answering again");
                 }
             }
+        }
+        match &settlement {
+            Settlement::Sent { .. } => inc(&rt.metrics.sent),
             Settlement::Retry { error, .. } => {
                 inc(&rt.metrics.retried);
                 let error = loggable(ch.log_content, error);
@@ -360,12 +374,6 @@ async fn destination_worker(
                 let error = loggable(ch.log_content, error);
                 warn!(channel = %ch.name, destination = %config.name, control_id, seq, attempt, error, "delivery failed for good; message errored");
             }
-        }
-        if !matches!(settlement, Settlement::Sent { .. })
-            && throttle.failure(Instant::now()) == Transition::Opened
-        {
-            rt.metrics.circuit_open.store(true, Ordering::Relaxed);
-            warn!(channel = %ch.name, destination = %config.name, "circuit open: pausing deliveries for the cool-down");
         }
         if let Err(e) = ch.store.settle(lease, now_millis(), settlement) {
             error!(channel = %ch.name, destination = %config.name, control_id, seq, error = %e, "cannot record the delivery; it will be retried");

@@ -33,9 +33,9 @@ impl Throttle {
         }
     }
 
-    /// How long to hold off while the breaker is open.
+    /// How long to hold off while the breaker is open (`None`: go, possibly as the one probe).
     pub fn breaker_wait(&self, now: Instant) -> Option<Duration> {
-        self.breaker.as_ref().and_then(|b| lock(b).wait(now))
+        self.breaker.as_ref().and_then(|b| lock(b).permit(now))
     }
 
     /// Take a send slot from the rate limit, or say how long until one is free.
@@ -45,14 +45,14 @@ impl Throttle {
             .map_or(Ok(()), |l| lock(l).acquire(now))
     }
 
-    /// Record a delivered message.
+    /// Record that the peer answered (delivered, or refused for good: it is up either way).
     pub fn success(&self) -> Transition {
         self.breaker
             .as_ref()
             .map_or(Transition::None, |b| lock(b).success())
     }
 
-    /// Record a failed attempt.
+    /// Record an attempt that may pass later (peer down, timeout, 5xx, NAK to retry).
     pub fn failure(&self, now: Instant) -> Transition {
         self.breaker
             .as_ref()
