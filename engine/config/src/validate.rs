@@ -92,58 +92,111 @@ pub(crate) fn check(channels: &[ChannelConfig], check_refs: bool) -> Diagnostics
                 report(c, &at, Target::Value, problem);
             }
         }
-        for cycle in dependency_cycles(channels, &names) {
-            let Some(&(first, first_dep)) = cycle.first() else {
-                continue;
-            };
-            let steps: Vec<String> = cycle
-                .iter()
-                .map(|&(c, dep)| {
-                    let at = c.locate_path(&root.key("depends_on").index(dep), Target::Value);
-                    format!("'{}' ({at})", c.name)
-                })
-                .collect();
-            let problem = Problem::Rule(format!(
-                "depends_on[{first_dep}]: dependency cycle {} -> '{}': none of these channels could \
-                 start first; remove one of these depends_on entries",
-                steps.join(" -> "),
-                first.name
-            ));
-            report(
-                first,
-                &root.key("depends_on").index(first_dep),
-                Target::Value,
-                problem,
+        for cycle in cycles(channels, &names, depends_on_edges) {
+            let problem = cycle_problem(
+                &cycle,
+                "dependency cycle",
+                "none of these channels could start first; remove one of these depends_on entries",
             );
+            report(cycle.first, &cycle.first_at, Target::Value, problem);
+        }
+        for cycle in cycles(channels, &names, unfiltered_hand_overs) {
+            let problem = cycle_problem(
+                &cycle,
+                "hand-over cycle",
+                "every message would be handed round these channels forever; remove one of these \
+                 channel destinations or give one a filter",
+            );
+            report(cycle.first, &cycle.first_at, Target::Value, problem);
         }
     }
     diags
 }
 
-/// One step of a dependency cycle: a channel and the index of its `depends_on` entry that leads on.
-type Step<'a> = (&'a ChannelConfig, usize);
+/// The references a cycle is searched along: where each is written, and the channel it names.
+type Edges = for<'c> fn(&'c ChannelConfig) -> Vec<(YamlPath, &'c str)>;
 
-/// Every `depends_on` cycle once, each starting at its channel that comes first in file order.
+/// `depends_on` entries.
+fn depends_on_edges(c: &ChannelConfig) -> Vec<(YamlPath, &str)> {
+    let at = YamlPath::default().key("depends_on");
+    c.depends_on
+        .iter()
+        .enumerate()
+        .map(|(i, dep)| (at.index(i), dep.as_str()))
+        .collect()
+}
+
+/// `channel` destinations that hand over every message: neither the channel nor the destination has a
+/// filter that could stop a loop. (Rules and scripts may still error a message, but not by design.)
+fn unfiltered_hand_overs(c: &ChannelConfig) -> Vec<(YamlPath, &str)> {
+    if c.filter.is_some() {
+        return Vec::new();
+    }
+    let at = YamlPath::default().key("destinations");
+    c.destinations
+        .iter()
+        .enumerate()
+        .filter(|(_, d)| d.filter.is_none())
+        .filter_map(|(i, d)| match &d.kind {
+            DestinationKind::Channel(target) => Some((at.index(i).key("channel"), target.as_str())),
+            _ => None,
+        })
+        .collect()
+}
+
+/// One step of a cycle: a channel and where its reference to the next one is written.
+type Step<'a> = (&'a ChannelConfig, YamlPath);
+
+/// A cycle, reported at the reference of its channel that comes first in file order.
+struct Cycle<'a> {
+    first: &'a ChannelConfig,
+    first_at: YamlPath,
+    steps: Vec<Step<'a>>,
+}
+
+/// "<what> 'a' (file:line:col) -> 'b' (...) -> 'a': <advice>", placed at the first step's reference.
+fn cycle_problem(cycle: &Cycle<'_>, what: &str, advice: &str) -> Problem {
+    let steps: Vec<String> = cycle
+        .steps
+        .iter()
+        .map(|(c, at)| format!("'{}' ({})", c.name, c.locate_path(at, Target::Value)))
+        .collect();
+    Problem::Rule(format!(
+        "{}: {what} {} -> '{}': {advice}",
+        cycle.first_at,
+        steps.join(" -> "),
+        cycle.first.name
+    ))
+}
+
+/// Every cycle along `edges` once, each starting at its channel that comes first in file order.
 /// Self-references and unknown names are reported elsewhere and are not edges here.
-fn dependency_cycles<'a>(
+fn cycles<'a>(
     channels: &'a [ChannelConfig],
     names: &HashMap<&str, &'a ChannelConfig>,
-) -> Vec<Vec<Step<'a>>> {
-    let mut cycles: Vec<Vec<Step<'a>>> = Vec::new();
+    edges: Edges,
+) -> Vec<Cycle<'a>> {
+    let mut found: Vec<Cycle<'a>> = Vec::new();
     for start in channels {
-        let in_a_cycle = cycles
+        let in_a_cycle = found
             .iter()
-            .any(|cycle| cycle.iter().any(|(c, _)| c.name == start.name));
+            .any(|cycle| cycle.steps.iter().any(|(c, _)| c.name == start.name));
         if in_a_cycle {
             continue;
         }
         let mut path: Vec<Step<'a>> = Vec::new();
         let mut seen: Vec<&str> = vec![start.name.as_str()];
-        if path_back(start, start, names, &mut path, &mut seen) {
-            cycles.push(path);
+        if path_back(start, start, names, edges, &mut path, &mut seen) {
+            if let Some((first, first_at)) = path.first().cloned() {
+                found.push(Cycle {
+                    first,
+                    first_at,
+                    steps: path,
+                });
+            }
         }
     }
-    cycles
+    found
 }
 
 /// Depth-first search for a way from `at` back to `start`; `path` holds the steps taken.
@@ -151,23 +204,24 @@ fn path_back<'a>(
     start: &ChannelConfig,
     at: &'a ChannelConfig,
     names: &HashMap<&str, &'a ChannelConfig>,
+    edges: Edges,
     path: &mut Vec<Step<'a>>,
     seen: &mut Vec<&'a str>,
 ) -> bool {
-    for (i, dep) in at.depends_on.iter().enumerate() {
-        if *dep == at.name {
+    for (written, target) in edges(at) {
+        if target == at.name {
             continue;
         }
-        let Some(&next) = names.get(dep.as_str()) else {
+        let Some(&next) = names.get(target) else {
             continue;
         };
-        path.push((at, i));
+        path.push((at, written));
         if next.name == start.name {
             return true;
         }
         if !seen.contains(&next.name.as_str()) {
             seen.push(&next.name);
-            if path_back(start, next, names, path, seen) {
+            if path_back(start, next, names, edges, path, seen) {
                 return true;
             }
         }

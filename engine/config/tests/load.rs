@@ -562,6 +562,37 @@ fn a_depends_on_cycle_names_every_channel_in_it() {
 }
 
 #[test]
+fn channels_handing_every_message_round_in_a_loop_are_an_error() {
+    let p = Project::new();
+    let channel = |name: &str, port: u16, to: &str, filter: &str| {
+        format!(
+            "name: {name}\nsource:\n  mllp: {{ listen: \"127.0.0.1:{port}\" }}\ndestinations:\n  \
+             - name: next\n    channel: {to}\n{filter}"
+        )
+    };
+    p.write("channels/a.yaml", &channel("adt", 2575, "lab", ""));
+    p.write("channels/b.yaml", &channel("lab", 2576, "adt", ""));
+    assert_eq!(
+        p.errors(),
+        ["channels/a.yaml:6:14: destinations[0].channel: hand-over cycle 'adt' (channels/a.yaml:6:14) \
+          -> 'lab' (channels/b.yaml:6:14) -> 'adt': every message would be handed round these channels \
+          forever; remove one of these channel destinations or give one a filter"]
+    );
+
+    // A filter on one hand-over can end the loop, so the analyst's design is accepted.
+    p.write(
+        "channels/b.yaml",
+        &channel(
+            "lab",
+            2576,
+            "adt",
+            "    filter: 'msg[\"MSH-3\"] != \"LAB\"'\n",
+        ),
+    );
+    assert_eq!(load_dir(&p.channels()).map(|c| c.len()).ok(), Some(2));
+}
+
+#[test]
 fn errors_from_several_files_come_together() {
     let p = Project::new();
     p.write("channels/a.yaml", &MINIMAL.replace("source:", "sorce:"));
