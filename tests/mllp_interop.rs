@@ -4,7 +4,7 @@
 //! wrote: python-hl7 (`mllp_send`, `hl7.mllp`) and node-hl7-client.
 //!
 //! Third-party tools are looked up in tests/.venv and tests/node_modules (or via env vars); absent
-//! tools print SKIP, unless JUNCTION_REQUIRE_INTEROP=1 (CI), which makes them a failure.
+//! tools print SKIP, unless JUNCTION_REQUIRE_INTEROP names their family (CI), which makes them a failure.
 #![allow(clippy::unwrap_used)]
 
 #[path = "support/engine.rs"]
@@ -22,8 +22,8 @@ use std::time::Duration;
 use engine::{eventually, Engine};
 use pki::Pki;
 use support::{
-    first_line, free_port, interop_tool, run_junction, spawn_junction, spawn_listen, tests_dir,
-    wait_listening, Process,
+    first_line, free_port, interop_required, interop_tool, run_junction, spawn_junction,
+    spawn_listen, tests_dir, wait_listening, Process,
 };
 
 const ADT: &str =
@@ -34,6 +34,7 @@ PID|1||12345^^^HOSP^MR||DOE^JANE||19800101|F\r";
 #[test]
 fn python_hl7_mllp_send_gets_acks_from_junction_listen() {
     let Some(mllp_send) = interop_tool(
+        "python",
         "python-hl7 mllp_send",
         "JUNCTION_MLLP_SEND",
         ".venv/bin/mllp_send",
@@ -87,6 +88,7 @@ fn python_hl7_mllp_send_gets_acks_from_junction_listen() {
 fn node_hl7_client_gets_acks_from_junction_listen() {
     // The script imports the package from tests/node_modules (ES modules ignore NODE_PATH).
     if interop_tool(
+        "node",
         "node-hl7-client",
         "JUNCTION_NODE_HL7_CLIENT",
         "node_modules/node-hl7-client",
@@ -97,10 +99,7 @@ fn node_hl7_client_gets_acks_from_junction_listen() {
     }
     let node = std::env::var("JUNCTION_NODE").unwrap_or_else(|_| "node".to_owned());
     if Command::new(&node).arg("--version").output().is_err() {
-        assert!(
-            std::env::var("JUNCTION_REQUIRE_INTEROP").as_deref() != Ok("1"),
-            "node not found"
-        );
+        assert!(!interop_required("node"), "node not found");
         println!("SKIP: node not found (set JUNCTION_NODE)");
         return;
     }
@@ -133,6 +132,7 @@ fn node_hl7_client_gets_acks_from_junction_listen() {
 #[test]
 fn junction_send_to_a_python_hl7_mllp_server() {
     let Some(python) = interop_tool(
+        "python",
         "python-hl7 (venv python)",
         "JUNCTION_PYTHON",
         ".venv/bin/python",
@@ -152,7 +152,7 @@ fn junction_send_to_a_python_hl7_mllp_server() {
     if line.is_empty() {
         // The interpreter exists but could not import hl7.
         assert!(
-            std::env::var("JUNCTION_REQUIRE_INTEROP").as_deref() != Ok("1"),
+            !interop_required("python"),
             "python-hl7 server did not start"
         );
         println!("SKIP: python-hl7 server did not start (is the hl7 package installed?)");

@@ -84,9 +84,16 @@ pub fn first_line(child: &mut Child) -> String {
     line.trim_end().to_owned()
 }
 
-/// Finds a third-party tool: `$env_var` if set, else `default` (relative to tests/) if it exists.
-/// When absent, prints a SKIP line and returns `None`, or panics if JUNCTION_REQUIRE_INTEROP=1.
-pub fn interop_tool(what: &str, env_var: &str, default: &str) -> Option<PathBuf> {
+/// Whether a missing third-party tool of `family` ("python", "node") must fail the test instead of
+/// skipping it: JUNCTION_REQUIRE_INTEROP lists the families `.ci/run` installed (`python,node`), or is 1.
+pub fn interop_required(family: &str) -> bool {
+    std::env::var("JUNCTION_REQUIRE_INTEROP")
+        .is_ok_and(|v| v.split(',').any(|f| f.trim() == "1" || f.trim() == family))
+}
+
+/// Finds a third-party tool of `family`: `$env_var` if set, else `default` (relative to tests/) if it
+/// exists. When absent, prints a SKIP line and returns `None`, or panics if [`interop_required`].
+pub fn interop_tool(family: &str, what: &str, env_var: &str, default: &str) -> Option<PathBuf> {
     let path = std::env::var_os(env_var)
         .map(PathBuf::from)
         .unwrap_or_else(|| tests_dir().join(default));
@@ -97,8 +104,8 @@ pub fn interop_tool(what: &str, env_var: &str, default: &str) -> Option<PathBuf>
         "{what} not found at {} (set {env_var} or install it, see .ci/run)",
         path.display()
     );
-    if std::env::var("JUNCTION_REQUIRE_INTEROP").as_deref() == Ok("1") {
-        panic!("JUNCTION_REQUIRE_INTEROP=1 but {message}");
+    if interop_required(family) {
+        panic!("JUNCTION_REQUIRE_INTEROP requires {family} tools but {message}");
     }
     println!("SKIP: {message}");
     None
