@@ -946,3 +946,44 @@ fn an_unordered_destination_lets_later_messages_pass_a_poisoned_one() {
     );
     assert_eq!(engine.stop(), Some(0));
 }
+
+#[test]
+fn refusals_for_good_do_not_open_the_circuit_breaker() {
+    let dir = tempfile::tempdir().unwrap();
+    let peer = HttpPeer::start(|id, _| if id.starts_with("BAD") { 422 } else { 200 });
+    let (mut engine, addr) = start_channel(
+        dir.path(),
+        "strict",
+        &format!(
+            "  - name: api\n    http: {{ url: \"http://{}/in\" }}\n    {FAST_RETRY}\n    ordered: true\n    circuit_breaker: {{ failures: 2, cool_down: 60s }}\n",
+            peer.addr
+        ),
+    );
+    // Three refusals in a row, past the breaker's threshold: the peer answered each, so it is up.
+    let mut sent = ids("BAD", 3);
+    sent.extend(ids("GOOD", 3));
+    send_all(addr, &sent);
+    // Had the refusals opened the breaker, the good messages would wait out the 60 s cool-down.
+    assert!(
+        eventually(15, || sent.iter().all(|id| peer.times(id) == 1)),
+        "the good messages were held up behind the refusals: {:?}",
+        peer.requests()
+            .iter()
+            .map(|r| control_id_of(&r.body))
+            .collect::<Vec<_>>()
+    );
+    assert!(
+        !engine.log_text().contains("circuit open"),
+        "a refusal is not a failure of the peer:\n{}",
+        engine.log_text()
+    );
+    let store = stop_and_open(&mut engine, dir.path());
+    assert_eq!(
+        delivery(&store, "strict", "BAD000", "api").status,
+        Status::Errored
+    );
+    assert_eq!(
+        delivery(&store, "strict", "GOOD002", "api").status,
+        Status::Sent
+    );
+}
