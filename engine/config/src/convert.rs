@@ -496,16 +496,7 @@ impl Ctx<'_> {
                 }
             },
         };
-        let end_bytes = m
-            .end_bytes
-            .clone()
-            .unwrap_or_else(|| DEFAULT_END_BYTES.to_vec());
-        if end_bytes.is_empty() || end_bytes.len() > 2 {
-            self.rule(
-                &at.key("end_bytes"),
-                "give one or two bytes, e.g. [0x1C, 0x0D]".into(),
-            );
-        }
+        let (start_byte, end_bytes) = self.framing(at, m.start_byte, m.end_bytes.as_ref());
         let tls = m.tls.as_ref().map(|t| {
             let at = at.key("tls");
             ServerTls {
@@ -523,10 +514,35 @@ impl Ctx<'_> {
             max_frame_bytes,
             read_timeout: self.optional_duration(&at.key("read_timeout"), m.read_timeout.as_ref()),
             idle_timeout: self.optional_duration(&at.key("idle_timeout"), m.idle_timeout.as_ref()),
-            start_byte: m.start_byte.unwrap_or(DEFAULT_START_BYTE),
+            start_byte,
             end_bytes,
             tls,
         })
+    }
+
+    /// The start and end bytes of an MLLP source or destination: one or two end bytes, all distinct,
+    /// so frames can be told apart (a peer with non-standard framing needs the same on both sides).
+    fn framing(
+        &mut self,
+        at: &YamlPath,
+        start: Option<u8>,
+        end: Option<&Vec<u8>>,
+    ) -> (u8, Vec<u8>) {
+        let start = start.unwrap_or(DEFAULT_START_BYTE);
+        let end = end.cloned().unwrap_or_else(|| DEFAULT_END_BYTES.to_vec());
+        if end.is_empty() || end.len() > 2 {
+            self.rule(
+                &at.key("end_bytes"),
+                "give one or two bytes, e.g. [0x1C, 0x0D]".into(),
+            );
+        } else if end.contains(&start) || end.first() == end.get(1) {
+            self.rule(
+                &at.key("end_bytes"),
+                "the start byte and the end bytes must all differ, or frames cannot be told apart"
+                    .into(),
+            );
+        }
+        (start, end)
     }
 
     /// The enabled destinations (`None` when one is broken) and those `when_env` switched off.
@@ -714,16 +730,25 @@ impl Ctx<'_> {
             m.connect_timeout.as_ref(),
             Duration::from_secs(10),
         );
+        let send_timeout = self.duration(
+            &at.key("send_timeout"),
+            m.send_timeout.as_ref(),
+            Duration::from_secs(10),
+        );
         let ack_timeout = self.duration(
             &at.key("ack_timeout"),
             m.ack_timeout.as_ref(),
             Duration::from_secs(30),
         );
+        let (start_byte, end_bytes) = self.framing(at, m.start_byte, m.end_bytes.as_ref());
         valid.then(|| MllpDestination {
             connect: connect.trim().to_string(),
             connect_timeout,
+            send_timeout,
             ack_timeout,
             keepalive: m.keepalive.unwrap_or(true),
+            start_byte,
+            end_bytes,
             tls,
             on_nak: m.on_nak,
         })

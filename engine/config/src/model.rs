@@ -309,12 +309,19 @@ pub enum DestinationKind {
 pub struct MllpDestination {
     /// `host:port` to connect to.
     pub connect: String,
-    /// Time allowed to connect (default 10s).
+    /// Time allowed to connect, TLS handshake included (default 10s).
     pub connect_timeout: Duration,
+    /// Time allowed to write one message (default 10s).
+    pub send_timeout: Duration,
     /// Time allowed for the ACK (default 30s).
     pub ack_timeout: Duration,
-    /// Keep the connection open between messages (default true).
+    /// TCP keep-alive probes on the (always persistent) connection, so a peer that vanished without
+    /// closing is noticed (default true).
     pub keepalive: bool,
+    /// Start-of-block byte (default 0x0B).
+    pub start_byte: u8,
+    /// End-of-block bytes (default 0x1C 0x0D); the ACK is expected framed the same way.
+    pub end_bytes: Vec<u8>,
     /// TLS, when set.
     pub tls: Option<ClientTls>,
     /// What an AE/AR answer means.

@@ -249,8 +249,11 @@ pub(crate) struct RawDestination {
 pub(crate) struct RawMllpDestination {
     pub connect: Text,
     pub connect_timeout: Option<Text>,
+    pub send_timeout: Option<Text>,
     pub ack_timeout: Option<Text>,
     pub keepalive: Option<bool>,
+    pub start_byte: Option<u8>,
+    pub end_bytes: Option<Vec<u8>>,
     pub tls: Option<RawClientTls>,
     #[serde(default)]
     pub on_nak: OnNak,

@@ -226,6 +226,95 @@ fn minimal_channel_is_valid() {
     assert_eq!(c[0].name, "adt");
 }
 
+/// The MLLP destination of MINIMAL's shape with `keys` inside its braces.
+fn mllp_destination(keys: &str) -> String {
+    MINIMAL.replace(
+        "file: { dir: out }",
+        &format!("mllp: {{ connect: \"127.0.0.1:6661\"{keys} }}"),
+    )
+}
+
+#[test]
+fn mllp_destination_timeouts_keepalive_and_framing_are_read() {
+    let p = Project::new();
+    let load = |yaml: &str| {
+        p.write("channels/adt.yaml", yaml);
+        let c = load_dir(&p.channels()).unwrap_or_else(|d| panic!("{d}"));
+        match &c[0].destinations[0].kind {
+            DestinationKind::Mllp(m) => m.clone(),
+            other => panic!("{other:?}"),
+        }
+    };
+    let defaults = load(&mllp_destination(""));
+    assert_eq!(
+        (
+            defaults.connect_timeout,
+            defaults.send_timeout,
+            defaults.ack_timeout
+        ),
+        (
+            Duration::from_secs(10),
+            Duration::from_secs(10),
+            Duration::from_secs(30)
+        )
+    );
+    assert!(defaults.keepalive);
+    assert_eq!(
+        (defaults.start_byte, defaults.end_bytes.as_slice()),
+        (0x0B, &[0x1C, 0x0D][..])
+    );
+
+    let set = load(&mllp_destination(
+        ", connect_timeout: 2s, send_timeout: 750ms, ack_timeout: 1m, keepalive: false, \
+         start_byte: 0x02, end_bytes: [0x03]",
+    ));
+    assert_eq!(
+        (set.connect_timeout, set.send_timeout, set.ack_timeout),
+        (
+            Duration::from_secs(2),
+            Duration::from_millis(750),
+            Duration::from_secs(60)
+        )
+    );
+    assert!(!set.keepalive);
+    assert_eq!(
+        (set.start_byte, set.end_bytes.as_slice()),
+        (0x02, &[0x03][..])
+    );
+}
+
+#[test]
+fn mllp_destination_send_timeout_and_framing_are_checked() {
+    let errors = errors_of(&mllp_destination(
+        ", send_timeout: 0s, start_byte: 0x1C, end_bytes: [0x1C, 0x0D]",
+    ));
+    assert_eq!(errors.len(), 2, "{errors:#?}");
+    assert!(
+        errors[0].contains(
+            "destinations[0].mllp.send_timeout: invalid duration '0s': must be longer than zero"
+        ),
+        "{errors:#?}"
+    );
+    assert!(
+        errors[1].contains(
+            "destinations[0].mllp.end_bytes: the start byte and the end bytes must all differ"
+        ),
+        "{errors:#?}"
+    );
+    let source = MINIMAL.replace(
+        "listen: \"127.0.0.1:2575\"",
+        "listen: \"127.0.0.1:2575\", end_bytes: [0x0D, 0x0D]",
+    );
+    let errors = errors_of(&source);
+    assert!(
+        errors.len() == 1
+            && errors[0].contains(
+                "source.mllp.end_bytes: the start byte and the end bytes must all differ"
+            ),
+        "{errors:#?}"
+    );
+}
+
 #[test]
 fn unknown_key_names_the_key_and_the_allowed_ones() {
     let yaml = MINIMAL.replace("destinations:", "destinatons:");

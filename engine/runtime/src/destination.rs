@@ -103,8 +103,16 @@ impl Connector {
             DestinationKind::Mllp(m) => {
                 let mut config = SenderConfig::new(m.connect.clone());
                 config.connect_timeout = m.connect_timeout;
+                config.send_timeout = m.send_timeout;
                 config.ack_timeout = m.ack_timeout;
                 config.keepalive = m.keepalive.then_some(Duration::from_secs(60));
+                config.framing.start_byte = m.start_byte;
+                config.framing.end_byte = m
+                    .end_bytes
+                    .first()
+                    .copied()
+                    .unwrap_or(junction_mllp::END_BYTE);
+                config.framing.trailer = m.end_bytes.get(1).copied();
                 // The destination worker owns the retry schedule; the sender must not add its own wait.
                 config.backoff_initial = Duration::from_millis(1);
                 config.backoff_max = Duration::from_millis(1);
