@@ -375,3 +375,66 @@ fn validate_places_a_bad_channel_and_the_fhir_server_follows_the_environment() {
         text(&out.stderr)
     );
 }
+
+#[test]
+fn validate_compiles_every_script_and_places_a_syntax_error_or_a_missing_file() {
+    let channel = "\
+name: boom
+source:
+  mllp: { listen: \"127.0.0.1:2998\" }
+filter: 'msg[\"PID-8\"] != \"\"'
+destinations:
+  - name: out
+    transform: scripts/boom.rhai
+    file: { dir: out }
+";
+    // The broken line is the second: only compiling the file finds it, since nothing runs it here.
+    let broken = "let family = msg[\"PID-5-1\"];\nlet given = ;\nmsg\n";
+    let p = project(&[
+        ("channels/boom.yaml", channel),
+        ("scripts/boom.rhai", broken),
+    ]);
+    let out = junction_in(p.path(), &["validate"], &[]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stdout));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("channel boom, destinations[out].transform: scripts/boom.rhai:2:")
+            && stderr.contains("compile error"),
+        "{stderr}"
+    );
+
+    // An inline script is placed at its line in the channel file (the column counts within the script).
+    let inline = channel.replace(
+        "filter: 'msg[\"PID-8\"] != \"\"'\n",
+        "filter: |\n  let sex = msg[\"PID-8\"];\n  let known = ;\n  sex != \"\"\n",
+    );
+    assert_ne!(inline, channel, "the inline filter was not substituted");
+    std::fs::write(p.path().join("channels/boom.yaml"), &inline).unwrap();
+    std::fs::write(p.path().join("scripts/boom.rhai"), "msg\n").unwrap();
+    let out = junction_in(p.path(), &["validate"], &[]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("channel boom, filter: channels/boom.yaml (inline script):6:13:")
+            && stderr.contains("compile error"),
+        "{stderr}"
+    );
+
+    // A channel naming a script file that is not there is placed at the reference.
+    std::fs::write(p.path().join("channels/boom.yaml"), channel).unwrap();
+    std::fs::remove_file(p.path().join("scripts/boom.rhai")).unwrap();
+    let out = junction_in(p.path(), &["validate"], &[]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains(
+            "channels/boom.yaml:7:16: destinations[0].transform: script file not found: scripts/boom.rhai"
+        ),
+        "{stderr}"
+    );
+
+    // Fixed, the same project validates.
+    std::fs::write(p.path().join("scripts/boom.rhai"), "msg\n").unwrap();
+    let out = junction_in(p.path(), &["validate"], &[]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+}

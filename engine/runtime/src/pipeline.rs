@@ -492,6 +492,62 @@ mod tests {
         )
     }
 
+    /// The text payload each destination was given, by destination name.
+    fn text_outputs(run: &Run) -> Vec<(String, String)> {
+        let Disposition::Routed(outputs) = &run.processed.disposition else {
+            panic!("not routed: {:?}", run.processed.disposition);
+        };
+        outputs
+            .iter()
+            .map(|o| {
+                (
+                    o.destination.clone(),
+                    String::from_utf8(o.payload.clone()).unwrap(),
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn ctx_reaches_every_destination_and_each_destination_has_its_own_copy() {
+        // The channel scripts fill ctx; `first` changes it in its filter and transform, which
+        // `second` (run after it) must not see; `second` changes its own copy too.
+        let p = pipeline(
+            r#"name: t
+source:
+  mllp: { listen: "127.0.0.1:1" }
+filter: 'ctx.seen = ["filter"]; true'
+transform: |
+  ctx.mrn = msg["PID-3-1"];
+  ctx.seen.push("transform");
+  msg
+destinations:
+  - name: first
+    filter: 'ctx.mrn += "-first"; ctx.seen.push("first"); true'
+    transform: 'ctx.extra = 1; ctx.mrn + " " + ctx.seen'
+    file: { dir: out }
+  - name: second
+    transform: 'let out = ctx.mrn + " " + ctx.seen + " " + ("extra" in ctx); ctx.mrn = "x"; out'
+    file: { dir: out }
+  - name: third
+    transform: 'ctx.mrn + " " + ctx.seen'
+    file: { dir: out }
+"#,
+        );
+        let run = run(&p, "F");
+        assert_eq!(
+            text_outputs(&run),
+            [
+                (
+                    "first".into(),
+                    r#"7-first ["filter", "transform", "first"]"#.into()
+                ),
+                ("second".into(), r#"7 ["filter", "transform"] false"#.into()),
+                ("third".into(), r#"7 ["filter", "transform"]"#.into()),
+            ]
+        );
+    }
+
     #[test]
     fn a_summary_locates_each_failure_without_the_message_content() {
         for transform in [

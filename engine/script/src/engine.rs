@@ -241,7 +241,17 @@ impl ScriptEngine {
             *ctx = back;
         }
         match result {
-            Ok(value) => Ok(Ok(value)),
+            // Rhai checks sizes when a value is stored or passed on, not when it is the script's own
+            // value, so a map grown entry by entry and returned as is must be checked here.
+            Ok(value) => match self.engine.ensure_data_size_within_limits(&value) {
+                Ok(()) => Ok(Ok(value)),
+                Err(err) => Err(at(
+                    &script.origin,
+                    ErrorKind::Limit,
+                    Position::NONE,
+                    format!("the script's value is too large: {err}"),
+                )),
+            },
             Err(err) => match flow::flow_of(&err) {
                 Some(flow) => Ok(Err(flow)),
                 None => Err(script_error(&script.origin, classify(&err), &err)),

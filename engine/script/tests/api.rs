@@ -550,3 +550,167 @@ fn handles_kept_in_ctx_are_detached_not_dangling() {
     let err = engine.run_transform(&use_it, adt(), &mut ctx).unwrap_err();
     assert!(err.message.contains("outlived"), "{err}");
 }
+
+#[test]
+fn to_hl7_gives_the_edited_message_as_text_with_separators_escaped() {
+    let out = transform(
+        r#"msg["PID-5-1"] = "Smith|Jones^Jr & Co~2\\x";
+           msg.remove_segment(msg.segments("PV1")[0]);
+           msg.remove("OBX[2]");
+           let nte = msg.insert_segment(msg.segments("OBX")[0], "NTE");
+           nte["3"] = "fasting";
+           msg["MSH-10"] = "MSG00002";
+           msg.to_hl7()"#,
+    );
+    assert_eq!(
+        out,
+        Payload::Text(
+            "MSH|^~\\&|EPIC|HOSP|LAB|HOSP|20240101120000||ADT^A01|MSG00002|P|2.5\r\
+             PID|1||12345^^^HOSP^MR~999-88-7777^^^SSA^SS||Smith\\F\\Jones\\S\\Jr \\T\\ Co\\R\\2\\E\\x^John^Q||19800215|M|||1 Main St^^Springfield^IL^62701\r\
+             OBX|1|NM|GLU^Glucose||95|mg/dL\r\
+             NTE|||fasting\r"
+                .into()
+        )
+    );
+}
+
+#[test]
+fn segment_and_repetition_handles_have_the_message_functions() {
+    let out = transform_json(
+        r#"let pid = msg.segments("PID")[0];
+           pid["8"] = "\"\"";
+           let r = #{
+               get: pid.get("5-2"), has7: pid.has("7"), has9: pid.has("9"), null8: pid.is_null("8"),
+               ids: pid.count("3"), text: msg.segments("PV1")[0].to_string(),
+               ssa: msg.repeats("PID-3")[1].get("4-1"),
+           };
+           pid.remove("7");
+           r.has7_after = pid.has("7");
+           r.birth = msg["PID-7"];
+           let obx = msg.segments("OBX")[1];
+           let nte = msg.insert_segment(obx.index() + 1, "NTE");
+           nte["3"] = "after sodium";
+           r.last = msg.segments("NTE")[0].index();
+           r"#,
+    );
+    assert_eq!(
+        out,
+        serde_json::json!({
+            "get": "John", "has7": true, "has9": false, "null8": true, "ids": 2,
+            "text": "PV1|1|I|W^101^A", "ssa": "SSA", "has7_after": false, "birth": "", "last": 5
+        })
+    );
+}
+
+#[test]
+fn unit_writes_empty_and_a_filter_without_value_keeps() {
+    let msg = transform_hl7(r#"msg["PID-8"] = (); msg["PID-7"] = 3.5; msg"#);
+    assert_eq!(get(&msg, "PID-8"), "");
+    assert_eq!(get(&msg, "PID-7"), "3.5");
+    assert_eq!(filter(r#"let x = msg["PID-8"];"#), FilterDecision::Keep);
+    assert_eq!(
+        filter("filter_out()"),
+        FilterDecision::Stop(Flow::Filtered("filtered by script".into()))
+    );
+}
+
+#[test]
+fn a_growing_map_is_stopped_even_when_it_is_the_scripts_value() {
+    let engine = ScriptEngine::new(ScriptOptions {
+        limits: Limits {
+            max_map_size: 100,
+            ..Limits::default()
+        },
+        ..ScriptOptions::default()
+    })
+    .unwrap();
+    for code in [
+        "let m = #{};\nfor i in 0..1000 { m[\"k\" + i] = i; }\nctx.m = m;\n1",
+        "let m = #{};\nfor i in 0..1000 { m[\"k\" + i] = i; }\nm",
+        "let m = #{};\nfor i in 0..1000 { m[\"k\" + i] = i; }\n[m]",
+    ] {
+        let script = engine.compile(&src(code)).unwrap();
+        let err = engine
+            .run_transform(&script, adt(), &mut Map::new())
+            .unwrap_err();
+        assert_eq!(err.kind, ErrorKind::Limit, "{code}: {err}");
+        assert!(err.message.contains("map"), "{code}: {err}");
+    }
+}
+
+/// The ```rhai example of the README's "Scripts (Rhai)" section.
+fn readme_example() -> String {
+    let readme = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../README.md"),
+    )
+    .unwrap();
+    let section = readme.split("## Scripts (Rhai)").nth(1).unwrap();
+    let block = section.split("```rhai\n").nth(1).unwrap();
+    block.split("```").next().unwrap().to_owned()
+}
+
+#[test]
+fn the_readme_example_runs_as_documented() {
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("sex.csv");
+    std::fs::write(&csv, "M,male\nF,female\n").unwrap();
+    let engine = ScriptEngine::new(ScriptOptions {
+        tables: HashMap::from([("sex".to_owned(), csv)]),
+        ..ScriptOptions::default()
+    })
+    .unwrap();
+    let script = engine.compile(&src(&readme_example())).unwrap();
+    let with_evn = ADT.replace("\rPID|", "\rEVN|A01|202401011159-0500\rPID|");
+    let mut ctx = Map::new();
+    let out = engine
+        .run_transform(
+            &script,
+            MessageBuf::parse(with_evn.as_bytes()).unwrap(),
+            &mut ctx,
+        )
+        .unwrap();
+    let TransformOutcome::Payload(Payload::Hl7(msg)) = out else {
+        panic!("the README's transform returns the message: {out:?}");
+    };
+    assert_eq!(get(&msg, "PID-8"), "male");
+    assert_eq!(get(&msg, "PID-5-1"), "DOE");
+    assert_eq!(
+        (get(&msg, "OBX[1]-11"), get(&msg, "OBX[2]-11")),
+        ("F".into(), "F".into())
+    );
+    assert_eq!(
+        get(&msg, "ZPI-1"),
+        junction_script::uuid5(&["HOSP", "12345"])
+    );
+    assert_eq!(get(&msg, "ZPI-2"), "2024-01-01T11:59:00-05:00");
+    assert_eq!(
+        ctx.get("mrn").map(ToString::to_string).as_deref(),
+        Some("12345")
+    );
+
+    // The same script filters what is not an admission and fails a message without an MRN.
+    let update = with_evn.replace("ADT^A01", "ADT^A08");
+    let out = engine
+        .run_transform(
+            &script,
+            MessageBuf::parse(update.as_bytes()).unwrap(),
+            &mut Map::new(),
+        )
+        .unwrap();
+    assert_eq!(
+        out,
+        TransformOutcome::Stop(Flow::Filtered("not an admission".into()))
+    );
+    let no_mrn = with_evn.replace("^MR~", "^XX~");
+    let out = engine
+        .run_transform(
+            &script,
+            MessageBuf::parse(no_mrn.as_bytes()).unwrap(),
+            &mut Map::new(),
+        )
+        .unwrap();
+    assert_eq!(
+        out,
+        TransformOutcome::Stop(Flow::Fail("no medical record number".into()))
+    );
+}
