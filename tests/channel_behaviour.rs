@@ -13,7 +13,7 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
-use engine::{adt, eventually, Engine, MllpClient};
+use engine::{adt, control_ids_in, eventually, Engine, MllpClient};
 
 /// An ADT^A01 like [`adt`] with the given administrative sex (PID-8) and patient name (PID-5).
 fn patient(control_id: &str, sex: &str, name: &str) -> String {
@@ -210,6 +210,136 @@ fn ack_none_answers_nothing_and_still_stores_and_delivers() {
     );
     assert_eq!(engine.stop(), Some(0));
     assert_eq!(stored_ids(&dir.path().join("data"), "quiet"), ids);
+}
+
+#[test]
+fn ctrl_c_stops_accepting_finishes_in_flight_messages_and_exits_0() {
+    const SENDERS: usize = 4;
+    const PER_SENDER: usize = 100;
+    let dir = tempfile::tempdir().unwrap();
+    let sink_file = dir.path().join("sink.hl7");
+    let (_sink, sink_addr) = support::spawn_listen(&sink_file);
+    let addr = free_addr();
+    let mut engine = Engine::new(dir.path());
+    // The rate limit keeps messages queued for the sink when the signal comes, so both halves of the
+    // promise are exercised: delivered before the exit, or kept and delivered after the restart.
+    engine.channel(
+        "interrupted.yaml",
+        &format!(
+            "name: interrupted\n\
+             source:\n  mllp: {{ listen: \"{addr}\" }}\n\
+             destinations:\n  - name: sink\n    mllp: {{ connect: \"{sink_addr}\" }}\n    rate_limit: 50\n"
+        ),
+    );
+    engine.start();
+    support::wait_listening(addr);
+
+    let acked = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let senders: Vec<_> = (0..SENDERS)
+        .map(|c| {
+            let acked = std::sync::Arc::clone(&acked);
+            std::thread::spawn(move || {
+                let mut client = MllpClient::connect(addr).unwrap();
+                for i in 0..PER_SENDER {
+                    let id = format!("INT{c}-{i:03}");
+                    match client.send(&adt(&id)) {
+                        Ok((code, msa2)) => {
+                            assert_eq!((code.as_str(), msa2.as_str()), ("AA", id.as_str()));
+                            acked.lock().unwrap().push(id);
+                        }
+                        // The engine stopped taking messages: this one may or may not be stored.
+                        Err(_) => return true,
+                    }
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                false
+            })
+        })
+        .collect();
+    assert!(
+        eventually(20, || acked.lock().unwrap().len() >= 40),
+        "the engine did not take messages"
+    );
+    engine.signal("INT");
+    assert!(
+        eventually(20, || engine.log_text().contains("all channels stopped")),
+        "no clean stop after SIGINT:\n{}",
+        engine.log_text()
+    );
+    assert!(
+        std::net::TcpStream::connect(addr).is_err(),
+        "the source still accepts connections after stopping"
+    );
+    let interrupted = senders
+        .into_iter()
+        .map(|s| s.join().unwrap())
+        .filter(|&cut| cut)
+        .count();
+    assert!(
+        interrupted > 0,
+        "every sender finished before the signal: nothing was in flight"
+    );
+    // SIGTERM now reaches a process that already stopped on SIGINT; its exit code is the one it chose.
+    assert_eq!(engine.stop(), Some(0), "{}", engine.log_text());
+    let log = engine.log_text();
+    assert!(
+        log.contains("stopping: no new messages; finishing in-flight ones"),
+        "{log}"
+    );
+
+    let mut acked = acked.lock().unwrap().clone();
+    acked.sort();
+    let data = dir.path().join("data");
+    let stored = support::stored_messages(&data, "interrupted");
+    let status_of = |id: &String| {
+        stored
+            .iter()
+            .find(|m| m["control_id"] == id.as_str())
+            .map(|m| m["status"].as_str().unwrap_or_default().to_owned())
+    };
+    for id in &acked {
+        let status = status_of(id);
+        assert!(
+            matches!(status.as_deref(), Some("queued" | "sent")),
+            "{id} was ACKed but is {status:?} after the stop: in-flight processing did not finish"
+        );
+    }
+    let queued = acked
+        .iter()
+        .filter(|id| status_of(id).as_deref() == Some("queued"))
+        .count();
+    println!(
+        "SIGINT: {} ACKed, {queued} still queued at the stop, {interrupted} senders cut off",
+        acked.len()
+    );
+    assert!(
+        queued > 0,
+        "nothing was left to deliver at the stop; the restart proves nothing"
+    );
+    assert!(
+        stored.iter().all(|m| m["status"] != "received"),
+        "a stored message was left unprocessed"
+    );
+
+    // After the restart every ACKed message reaches the sink, the queued ones included.
+    engine.start();
+    let delivered = || {
+        let got: std::collections::HashSet<String> =
+            control_ids_in(&sink_file).into_iter().collect();
+        acked.iter().all(|id| got.contains(id))
+    };
+    assert!(
+        eventually(60, delivered),
+        "ACKed messages missing from the sink after the restart ({queued} were queued)"
+    );
+    assert_eq!(engine.stop(), Some(0));
+    let stored = support::stored_messages(&data, "interrupted");
+    assert!(
+        acked.iter().all(|id| stored
+            .iter()
+            .any(|m| m["control_id"] == id.as_str() && m["status"] == "sent")),
+        "not every ACKed message is recorded as sent"
+    );
 }
 
 /// A file-source channel over `inbox`, writing each message to `out` as `<MSH-10>.hl7`.
