@@ -1,7 +1,7 @@
 //! MLLP on real sockets against the real `junction` binary: `junction listen` and `junction send`
 //! with each other (Latin-1 messages and ACKs, unparseable frames, stdout output, TLS with
-//! certificates made at test time), a channel's MLLP source, and clients and servers nobody here
-//! wrote: python-hl7 (`mllp_send`, `hl7.mllp`) and node-hl7-client.
+//! certificates made at test time), a channel's MLLP source and destination (with STX/ETX framing), and
+//! clients and servers nobody here wrote: python-hl7 (`mllp_send`, `hl7.mllp`) and node-hl7-client.
 //!
 //! Third-party tools are looked up in tests/.venv and tests/node_modules (or via env vars); absent
 //! tools print SKIP, unless JUNCTION_REQUIRE_INTEROP names their family (CI), which makes them a failure.
@@ -197,25 +197,31 @@ fn latin1_message() -> Vec<u8> {
 /// Sends one MLLP frame holding `payload` on a fresh connection and returns the answer frame's
 /// payload as text (ACKs for these tests are ASCII).
 fn exchange(addr: SocketAddr, payload: &[u8]) -> String {
+    exchange_framed(addr, payload, 0x0B, &[0x1C, 0x0D])
+}
+
+/// [`exchange`] with the given start and end bytes; the answer must be framed with the same ones.
+fn exchange_framed(addr: SocketAddr, payload: &[u8], start: u8, end: &[u8]) -> String {
     let mut stream = TcpStream::connect(addr).unwrap();
     stream
         .set_read_timeout(Some(Duration::from_secs(10)))
         .unwrap();
-    let mut frame = vec![0x0B];
+    let mut frame = vec![start];
     frame.extend_from_slice(payload);
-    frame.extend_from_slice(&[0x1C, 0x0D]);
+    frame.extend_from_slice(end);
     stream.write_all(&frame).unwrap();
     let mut answer = Vec::new();
     let mut chunk = [0u8; 4096];
-    while !answer.ends_with(&[0x1C, 0x0D]) {
+    while !answer.ends_with(end) {
         let n = stream.read(&mut chunk).unwrap();
         assert!(n > 0, "connection closed before the ACK");
         answer.extend_from_slice(&chunk[..n]);
     }
-    let text = String::from_utf8(answer).unwrap();
-    text.trim_start_matches('\u{b}')
-        .trim_end_matches("\u{1c}\r")
-        .to_owned()
+    let inner = answer
+        .strip_prefix(&[start])
+        .and_then(|a| a.strip_suffix(end))
+        .unwrap_or_else(|| panic!("answer not framed as sent: {answer:?}"));
+    String::from_utf8(inner.to_vec()).unwrap()
 }
 
 /// The first segment of `ack` named `name`.
@@ -274,6 +280,48 @@ fn latin1_message_to_a_channel_mllp_source_is_accepted_and_read_decoded() {
     assert!(eventually(5, || std::fs::read(&written)
         .unwrap_or_default()
         == latin1_message()));
+}
+
+#[test]
+fn a_channel_speaks_non_standard_framing_on_its_source_and_its_mllp_destination() {
+    let dir = tempfile::tempdir().unwrap();
+    let front = SocketAddr::from(([127, 0, 0, 1], free_port()));
+    let back = SocketAddr::from(([127, 0, 0, 1], free_port()));
+    let files = dir.path().join("out");
+    let stx_etx = "start_byte: 0x02, end_bytes: [0x03]";
+    let mut engine = Engine::new(dir.path());
+    // front relays to back over MLLP; both only understand STX ... ETX, so a wrongly framed message or
+    // ACK on the way never reaches the file.
+    engine.channel(
+        "front.yaml",
+        &format!(
+            "name: front\n\
+             source:\n  mllp: {{ listen: \"{front}\", {stx_etx} }}\n\
+             destinations:\n  - name: back\n    \
+             mllp: {{ connect: \"{back}\", send_timeout: 5s, ack_timeout: 5s, {stx_etx} }}\n    \
+             retry: {{ initial: 100ms, max: 200ms, max_attempts: forever }}\n"
+        ),
+    );
+    engine.channel(
+        "back.yaml",
+        &format!(
+            "name: back\n\
+             source:\n  mllp: {{ listen: \"{back}\", {stx_etx} }}\n\
+             destinations:\n  - name: files\n    file: {{ dir: \"{}\", name: \"${{MSH-10}}.hl7\" }}\n",
+            files.display()
+        ),
+    );
+    engine.start();
+    wait_listening(front);
+    let ack = exchange_framed(front, ADT.as_bytes(), 0x02, &[0x03]);
+    assert_eq!(segment(&ack, "MSA"), "MSA|AA|PY0001", "{ack}");
+    let written = files.join("PY0001.hl7");
+    assert!(
+        eventually(10, || std::fs::read(&written).unwrap_or_default()
+            == ADT.as_bytes()),
+        "not relayed: {}",
+        engine.log_text()
+    );
 }
 
 #[test]
