@@ -1,4 +1,4 @@
-//! `log(...)`/`print(...)` never write patient data unless the channel opted in with `log_content: true`.
+//! `log(...)`/`print(...)`/`debug(...)` never write patient data unless the channel opted in with `log_content: true`.
 #![allow(clippy::unwrap_used)]
 
 use std::io::Write;
@@ -41,7 +41,7 @@ fn logged(log_content: bool) -> String {
             .compile(&ScriptSource::inline(
                 "c.yaml",
                 1,
-                r#"log("patient " + msg["PID-5-1"]); print(msg["PID-3"]); msg"#,
+                r#"log("patient " + msg["PID-5-1"]); print(msg["PID-3"]); debug(msg["PID-5-2"]); msg"#,
             ))
             .unwrap();
         let msg = MessageBuf::parse(ADT.as_bytes()).unwrap();
@@ -54,19 +54,25 @@ fn logged(log_content: bool) -> String {
 #[test]
 fn log_without_log_content_names_the_message_but_not_its_content() {
     let text = logged(false);
-    assert_eq!(text.lines().count(), 2, "{text}");
+    assert_eq!(text.lines().count(), 3, "{text}");
     assert!(
         text.contains("adt-in") && text.contains("CTRL42") && text.contains("suppressed"),
         "{text}"
     );
-    assert!(!text.contains("Doe") && !text.contains("12345"), "{text}");
+    assert!(
+        !text.contains("Doe") && !text.contains("12345") && !text.contains("John"),
+        "{text}"
+    );
 }
 
 #[test]
 fn log_with_log_content_writes_the_text() {
     let text = logged(true);
     assert!(
-        text.contains("patient Doe") && text.contains("12345") && text.contains("CTRL42"),
+        text.contains("patient Doe")
+            && text.contains("12345")
+            && text.contains("John")
+            && text.contains("CTRL42"),
         "{text}"
     );
 }
