@@ -48,6 +48,9 @@ pub fn run(args: RunArgs) -> ExitCode {
         }
     };
     runtime.block_on(async move {
+        // Registered before anything can accept a message, so a Ctrl-C or SIGTERM during start-up is
+        // held until the channels are up and then stops them cleanly, instead of killing the process.
+        let mut signals = Signals::new();
         let store: Arc<dyn Store> = match SledStore::open(args.data.join("store")) {
             Ok(s) => Arc::new(s),
             Err(e) => {
@@ -64,7 +67,6 @@ pub fn run(args: RunArgs) -> ExitCode {
         };
         // The admin API comes up first so /health answers 503 while channels start.
         let admin = start_admin(&args, &engine).await;
-        let mut signals = Signals::new();
         let code = match engine.start_all(&configs).await {
             Ok(()) => {
                 info!(channels = engine.channels().len(), data = %args.data.display(), "junction running");
@@ -147,6 +149,8 @@ enum Signal {
 /// The process signals `junction run` listens to.
 struct Signals {
     #[cfg(unix)]
+    int: Option<tokio::signal::unix::Signal>,
+    #[cfg(unix)]
     term: Option<tokio::signal::unix::Signal>,
     #[cfg(unix)]
     hup: Option<tokio::signal::unix::Signal>,
@@ -158,6 +162,7 @@ impl Signals {
         {
             use tokio::signal::unix::{signal, SignalKind};
             Self {
+                int: signal(SignalKind::interrupt()).ok(),
                 term: signal(SignalKind::terminate()).ok(),
                 hup: signal(SignalKind::hangup()).ok(),
             }
@@ -170,22 +175,16 @@ impl Signals {
     async fn next(&mut self) -> Signal {
         #[cfg(unix)]
         {
-            let term = async {
-                match self.term.as_mut() {
-                    Some(s) => s.recv().await,
+            async fn recv(signal: Option<&mut tokio::signal::unix::Signal>) {
+                match signal {
+                    Some(s) => drop(s.recv().await),
                     None => std::future::pending().await,
                 }
-            };
-            let hup = async {
-                match self.hup.as_mut() {
-                    Some(s) => s.recv().await,
-                    None => std::future::pending().await,
-                }
-            };
+            }
             tokio::select! {
-                _ = tokio::signal::ctrl_c() => Signal::Stop,
-                _ = term => Signal::Stop,
-                _ = hup => Signal::Reload,
+                _ = recv(self.int.as_mut()) => Signal::Stop,
+                _ = recv(self.term.as_mut()) => Signal::Stop,
+                _ = recv(self.hup.as_mut()) => Signal::Reload,
             }
         }
         #[cfg(not(unix))]
