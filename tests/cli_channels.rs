@@ -403,7 +403,7 @@ destinations:
         "{stderr}"
     );
 
-    // An inline script is placed at its line in the channel file (the column counts within the script).
+    // An inline script is placed at its line and column in the channel file.
     let inline = channel.replace(
         "filter: 'msg[\"PID-8\"] != \"\"'\n",
         "filter: |\n  let sex = msg[\"PID-8\"];\n  let known = ;\n  sex != \"\"\n",
@@ -415,7 +415,7 @@ destinations:
     assert_eq!(out.status.code(), Some(1));
     let stderr = text(&out.stderr);
     assert!(
-        stderr.contains("channel boom, filter: channels/boom.yaml (inline script):6:13:")
+        stderr.contains("channel boom, filter: channels/boom.yaml (inline script):6:15:")
             && stderr.contains("compile error"),
         "{stderr}"
     );

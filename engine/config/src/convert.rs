@@ -265,10 +265,17 @@ impl Ctx<'_> {
             .chars()
             .nth(loc.column.saturating_sub(1))
             .is_some_and(|c| c == '|' || c == '>');
+        let quoted = line_text(loc.line)
+            .chars()
+            .nth(loc.column.saturating_sub(1))
+            .is_some_and(|c| c == '\'' || c == '"');
         if indicator {
             loc.line += 1;
             let next = line_text(loc.line);
             loc.column = next.len() - next.trim_start().len() + 1;
+        } else if quoted {
+            // The script text starts after the opening quote.
+            loc.column += 1;
         }
         loc
     }

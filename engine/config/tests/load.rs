@@ -132,7 +132,8 @@ fn the_full_example_loads_with_every_field() {
     let ScriptOrigin::Inline(at) = &inline.origin else {
         panic!("{:?}", inline.origin)
     };
-    assert_eq!((at.line, at.column), (18, 13));
+    // The script text starts after the opening quote.
+    assert_eq!((at.line, at.column), (18, 14));
     assert_eq!(lab.transform.as_ref().unwrap().source, "// to lab\n");
     let DestinationKind::Mllp(mllp) = &lab.kind else {
         panic!("{:?}", lab.kind)

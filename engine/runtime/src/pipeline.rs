@@ -105,6 +105,7 @@ fn source_of(script: &ScriptConfig) -> ScriptSource {
         },
         ConfigOrigin::Inline(loc) => {
             ScriptSource::inline(loc.file.clone(), loc.line, script.source.clone())
+                .at_column(loc.column)
         }
     }
 }

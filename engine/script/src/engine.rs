@@ -32,15 +32,25 @@ pub struct ScriptSource {
 }
 
 impl ScriptSource {
-    /// A script written inline in a channel file, starting at `line` of `file`.
+    /// A script written inline in a channel file, starting at `line` of `file` (column 1).
     pub fn inline(file: impl Into<PathBuf>, line: usize, code: impl Into<String>) -> Self {
         Self {
             origin: ScriptOrigin::Inline {
                 file: file.into(),
                 line,
+                column: 1,
             },
             code: code.into(),
         }
+    }
+
+    /// The same script placed at `column` of its first line (and indented so), for errors whose column
+    /// an editor can jump to. Has no effect on a script file.
+    pub fn at_column(mut self, column: usize) -> Self {
+        if let ScriptOrigin::Inline { column: c, .. } = &mut self.origin {
+            *c = column.max(1);
+        }
+        self
     }
 
     /// Reads a script file; a read failure is reported as a compile error of that file.

@@ -8,12 +8,14 @@ use std::path::PathBuf;
 pub enum ScriptOrigin {
     /// A script file (e.g. `scripts/adt.rhai`).
     File(PathBuf),
-    /// A script written inline in a channel file; `line` is the file line holding the script's first line.
+    /// A script written inline in a channel file, placed where its text starts in that file.
     Inline {
         /// The channel file (e.g. `channels/adt.yaml`).
         file: PathBuf,
         /// 1-based line in `file` where the script text starts.
         line: usize,
+        /// 1-based column in `file` where the script text starts (a block scalar's indentation + 1).
+        column: usize,
     },
 }
 
@@ -25,13 +27,22 @@ impl ScriptOrigin {
             Self::Inline { line, .. } => line.saturating_add(script_line.saturating_sub(1)),
         }
     }
+
+    /// Maps a 1-based script column to the file column: an inline script's lines sit at its start column
+    /// (the first line after a `key: ` or quote, later ones at the block's indentation).
+    pub fn file_column(&self, script_column: usize) -> usize {
+        match self {
+            Self::File(_) => script_column,
+            Self::Inline { column, .. } => column.saturating_sub(1).saturating_add(script_column),
+        }
+    }
 }
 
 impl fmt::Display for ScriptOrigin {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::File(path) => write!(f, "{}", path.display()),
-            Self::Inline { file, line } => write!(f, "inline in {}:{line}", file.display()),
+            Self::Inline { file, line, .. } => write!(f, "inline in {}:{line}", file.display()),
         }
     }
 }
@@ -83,7 +94,12 @@ impl fmt::Display for ScriptError {
             ScriptOrigin::Inline { file, .. } => write!(f, "{} (inline script)", file.display())?,
         }
         if self.line > 0 {
-            write!(f, ":{}:{}", self.origin.file_line(self.line), self.column)?;
+            let column = if self.column > 0 {
+                self.origin.file_column(self.column)
+            } else {
+                0
+            };
+            write!(f, ":{}:{column}", self.origin.file_line(self.line))?;
         }
         write!(f, ": {}: {}", self.kind, self.message)
     }
@@ -113,6 +129,7 @@ mod tests {
         let origin = ScriptOrigin::Inline {
             file: "channels/x.yaml".into(),
             line: 20,
+            column: 5,
         };
         assert_eq!(origin.to_string(), "inline in channels/x.yaml:20");
         let err = ScriptError {
@@ -124,7 +141,7 @@ mod tests {
         };
         assert_eq!(
             err.to_string(),
-            "channels/x.yaml (inline script):22:7: compile error: bad"
+            "channels/x.yaml (inline script):22:11: compile error: bad"
         );
     }
 }
