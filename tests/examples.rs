@@ -1,5 +1,5 @@
-//! Every documented example runs: the worked channels in `examples/guide` validate and compile, and the
-//! README's example messages parse and round-trip.
+//! Every documented example runs: the worked channels in `examples/guide` validate, compile and pass
+//! their own test cases, and the README's example messages parse and round-trip.
 #![allow(clippy::unwrap_used)]
 
 use std::path::PathBuf;
@@ -28,6 +28,27 @@ fn guide_channels_validate() {
     );
     for name in ["adt-to-lab", "oru-to-fhir", "batch-drop"] {
         assert!(stdout.contains(&format!("ok   {name}")), "{stdout}");
+    }
+}
+
+/// The guide's channels are what analysts copy, so their cases must all run and pass; the count
+/// catches a test file that stops being read.
+#[test]
+fn guide_channels_pass_their_tests() {
+    let out = junction(&["test", "examples/guide/channels"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("11 passed, 0 failed"), "{stdout}");
+    for name in ["adt-to-lab", "oru-to-fhir", "batch-drop"] {
+        let file = format!("PASS examples/guide/channels/tests/{name}.yaml: ");
+        assert!(
+            stdout.contains(&file),
+            "no passing case for {name}: {stdout}"
+        );
     }
 }
 
