@@ -49,13 +49,20 @@ fn admin_api_reports_pauses_and_exports_metrics() {
     engine.start();
     admin::wait_ready(api);
 
-    // Every route needs the token.
+    // Every route needs the token, message content included (a reprocess without a body would be a
+    // 400 if it got past the token check).
     for (method, path) in [
         ("GET", "/health"),
         ("GET", "/channels"),
         ("GET", "/metrics"),
         ("POST", "/channels/adt/pause"),
+        ("POST", "/channels/adt/resume"),
         ("POST", "/reload"),
+        ("GET", "/channels/adt/messages"),
+        ("GET", "/channels/adt/messages?status=queued"),
+        ("GET", "/channels/adt/messages/1"),
+        ("GET", "/channels/adt/messages/1?view=raw"),
+        ("POST", "/channels/adt/reprocess"),
     ] {
         let (status, _) = http(api, method, path, None);
         assert_eq!(status, 401, "{method} {path} without a token");
@@ -220,6 +227,21 @@ fn admin_api_reports_pauses_and_exports_metrics() {
         (&entry["who"], &entry["via"], &entry["action"]),
         (&"env".into(), &"api".into(), &"list".into()),
         "{audit}"
+    );
+    // The message routes refused above are real routes: with the token they answer.
+    let listed: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let seq = &listed["messages"][0]["seq"];
+    let (status, shown) = http(
+        api,
+        "GET",
+        &format!("/channels/adt/messages/{seq}?view=raw"),
+        Some(TOKEN),
+    );
+    assert_eq!(status, 200, "{shown}");
+    assert_eq!(
+        http(api, "POST", "/channels/adt/reprocess", Some(TOKEN)).0,
+        400,
+        "a reprocess without a body is a bad request once past the token"
     );
 
     assert_eq!(engine.stop(), Some(0));

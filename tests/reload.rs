@@ -1,6 +1,7 @@
 //! Reloading a running engine (`POST /reload` and SIGHUP): a changed script takes effect while a
 //! sender keeps sending and no ACKed message is lost; an invalid folder changes nothing; channels
-//! are added and removed; a channel that cannot start shows in /health.
+//! are added and removed; a channel that cannot start shows in /health; an encryption key is
+//! rotated by SIGHUP with every stored message still readable, and only with its key.
 #![allow(clippy::unwrap_used)]
 
 #[path = "support/admin.rs"]
@@ -12,6 +13,8 @@ mod support;
 
 use std::collections::{HashMap, HashSet};
 use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::Path;
+use std::process::{Command, Output};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -394,4 +397,165 @@ fn spawn_listen_at(out: &std::path::Path, addr: SocketAddr) -> (support::Process
     ]);
     support::wait_listening(addr);
     (process, addr)
+}
+
+/// A patient name that appears nowhere else, so finding it in the store's files means clear text.
+const PATIENT: &str = "Quellenbrink";
+
+/// An encrypted channel that seals with `key` and still opens what the `retired` keys sealed.
+fn encrypted_channel(
+    listen: SocketAddr,
+    sink: SocketAddr,
+    key: &Path,
+    retired: &[&Path],
+) -> String {
+    let retired: Vec<String> = retired
+        .iter()
+        .map(|k| format!("\"{}\"", k.display()))
+        .collect();
+    format!(
+        "name: vault\n\
+         source:\n  mllp: {{ listen: \"{listen}\" }}\n\
+         encrypt: true\n\
+         encryption:\n  key_file: \"{}\"\n  retired_key_files: [{}]\n\
+         destinations:\n  - name: sink\n    mllp: {{ connect: \"{sink}\" }}\n",
+        key.display(),
+        retired.join(", ")
+    )
+}
+
+/// 32 random bytes from the OS.
+fn random_key() -> Vec<u8> {
+    use std::io::Read;
+    let mut key = Vec::new();
+    std::fs::File::open("/dev/urandom")
+        .unwrap()
+        .take(32)
+        .read_to_end(&mut key)
+        .unwrap();
+    assert_eq!(key.len(), 32);
+    key
+}
+
+/// Every byte of every file under `dir`.
+fn bytes_under(dir: &Path) -> Vec<u8> {
+    let mut all = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            all.extend(bytes_under(&path));
+        } else {
+            all.extend(std::fs::read(&path).unwrap());
+        }
+    }
+    all
+}
+
+/// `junction messages show SEQ --raw` of the stopped engine's `vault` channel, with the keys its
+/// channel folder names.
+fn show_raw(engine: &Engine, seq: u64) -> Output {
+    Command::new(support::junction_bin())
+        .args(["messages", "show", &seq.to_string(), "--raw"])
+        .args(["--channel", "vault", "--data"])
+        .arg(&engine.data)
+        .arg("--channels")
+        .arg(&engine.channels)
+        .output()
+        .unwrap()
+}
+
+/// The sequence id of each control id stored in `vault`.
+fn seqs_by_control_id(engine: &Engine) -> HashMap<String, u64> {
+    support::stored_messages(&engine.data, "vault")
+        .iter()
+        .map(|m| {
+            let id = m["control_id"].as_str().unwrap().to_owned();
+            (id, m["seq"].as_u64().unwrap())
+        })
+        .collect()
+}
+
+#[test]
+fn a_key_rotated_by_sighup_seals_new_messages_and_still_opens_old_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    // Key files live beside the channels, not in data/: A as hex text, B as raw bytes.
+    let keys = dir.path().join("keys");
+    std::fs::create_dir(&keys).unwrap();
+    let (key_a, key_b) = (keys.join("a.key"), keys.join("b.key"));
+    let hex: String = random_key().iter().map(|b| format!("{b:02x}")).collect();
+    std::fs::write(&key_a, hex).unwrap();
+    std::fs::write(&key_b, random_key()).unwrap();
+    let sink_file = dir.path().join("sink.hl7");
+    let (_sink, sink_addr) = support::spawn_listen(&sink_file);
+    let listen = SocketAddr::from(([127, 0, 0, 1], support::free_port()));
+    let mut engine = Engine::new(dir.path());
+    engine.channel(
+        "vault.yaml",
+        &encrypted_channel(listen, sink_addr, &key_a, &[]),
+    );
+    engine.start();
+    support::wait_listening(listen);
+    let message = |id: &str| adt(id).replace("Tester^Pat", &format!("{PATIENT}^Ida"));
+    let mut client = MllpClient::connect(listen).unwrap();
+    assert_eq!(client.send(&message("K1")).unwrap().0, "AA");
+
+    // Rotate: B seals from now on, A stays listed to open what it sealed.
+    engine.channel(
+        "vault.yaml",
+        &encrypted_channel(listen, sink_addr, &key_b, &[&key_a]),
+    );
+    engine.signal("HUP");
+    let restarted = eventually(20, || {
+        engine.log_text().matches("channel started").count() == 2
+    });
+    assert!(restarted, "{}", engine.log_text());
+    let mut client = connect_retrying(listen);
+    assert_eq!(client.send(&message("K2")).unwrap().0, "AA");
+    assert!(eventually(20, || engine::control_ids_in(&sink_file).len() == 2));
+    assert_eq!(engine.stop(), Some(0));
+
+    let stored = bytes_under(&engine.data);
+    assert!(!stored.is_empty());
+    assert!(
+        !stored
+            .windows(PATIENT.len())
+            .any(|w| w == PATIENT.as_bytes()),
+        "the patient name is in the store's files in clear"
+    );
+    let seqs = seqs_by_control_id(&engine);
+    for id in ["K1", "K2"] {
+        let out = show_raw(&engine, seqs[id]);
+        let raw = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{id}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(raw.starts_with("MSH|"), "{id}: {raw}");
+        assert!(
+            raw.contains(&format!("|{id}|")) && raw.contains(&format!("{PATIENT}^Ida")),
+            "{id} in clear: {raw}"
+        );
+    }
+
+    // A dropped: K1 (sealed with A) is reported as such, K2 (sealed with B) still opens.
+    engine.channel(
+        "vault.yaml",
+        &encrypted_channel(listen, sink_addr, &key_b, &[]),
+    );
+    let out = show_raw(&engine, seqs["K1"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(err.contains("which is not configured"), "{err}");
+    assert!(
+        !String::from_utf8_lossy(&out.stdout).contains("MSH|"),
+        "nothing printed as the message"
+    );
+    let out = show_raw(&engine, seqs["K2"]);
+    assert!(
+        out.status.success(),
+        "K2 was not sealed with B: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains(PATIENT));
 }
