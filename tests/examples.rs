@@ -53,6 +53,24 @@ fn guide_channels_pass_their_tests() {
 }
 
 #[test]
+fn guide_channels_pass_when_run_from_inside_their_folder() {
+    // `junction test .` from the channels folder: scripts, imports and tables must all resolve
+    // against the folder above it, as they do from the repository root.
+    let dir = repo().join("examples/guide/channels");
+    let out = Command::new(env!("CARGO_BIN_EXE_junction"))
+        .args(["test", "."])
+        .current_dir(&dir)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.contains("11 passed, 0 failed"),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
 fn shipped_channels_validate() {
     let out = junction(&["validate", "channels"]);
     assert!(

@@ -22,7 +22,7 @@ pub use cases::{
 };
 pub use convert::parse_channel;
 pub use error::{ConfigError, Diagnostics, Location, Problem};
-pub use load::{load_dir, load_file};
+pub use load::{base_dir, load_dir, load_file};
 pub use model::*;
 pub use validate::validate;
 

@@ -87,8 +87,9 @@ fn is_yaml_file(path: &Path) -> bool {
         )
 }
 
-/// The folder relative paths resolve against: the parent of the file's folder.
-fn base_dir(file: &Path) -> PathBuf {
+/// The folder a channel file's relative paths (scripts, tables, maps) resolve against: the parent of the
+/// file's folder, also for a folder given as `.` or `..`. The runtime resolves Rhai imports with it too.
+pub fn base_dir(file: &Path) -> PathBuf {
     let dir = match file.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),

@@ -21,7 +21,7 @@ mod runtime;
 mod source;
 mod throttle;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 pub use channel::{ChannelShared, DestinationRuntime, RunningChannel};
 pub use pipeline::{BuildError, Pipeline, Run, Verdict};
@@ -38,14 +38,14 @@ pub const CONTENT_JSON: &str = "application/json";
 pub const CONTENT_TEXT: &str = "text/plain; charset=utf-8";
 
 /// The folder that holds `channels/` (and `scripts/`), against which channel paths resolve.
+/// The same rule as the config loader's, so imports and tables resolve where the scripts did.
 pub fn base_dir(config: &junction_config::ChannelConfig) -> PathBuf {
-    config
-        .file
-        .parent()
-        .and_then(Path::parent)
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."))
-        .to_path_buf()
+    let base = junction_config::base_dir(&config.file);
+    if base.as_os_str().is_empty() {
+        PathBuf::from(".")
+    } else {
+        base
+    }
 }
 
 /// Milliseconds since the Unix epoch (the store's clock).

@@ -180,9 +180,13 @@ pub(crate) fn start_order(configs: &[ChannelConfig]) -> Vec<&ChannelConfig> {
 
 /// Everything a channel's behaviour depends on, as text. `ChannelConfig` has no `PartialEq` (it
 /// holds compiled regexes), but its `Debug` form lists every field, including the YAML text and
-/// the script sources; lookup tables are files, so their contents are added.
+/// the script sources; lookup tables are files, so their contents are added, and key files are
+/// named without their bytes, so their ids are added.
 pub(crate) fn fingerprint(config: &ChannelConfig) -> String {
     let mut out = format!("{config:?}");
+    for id in crate::encryption::key_ids(config) {
+        out.push_str(&id.to_string());
+    }
     for path in config.tables.values() {
         let table = std::fs::read(crate::base_dir(config).join(path)).unwrap_or_default();
         out.push_str(&String::from_utf8_lossy(&table));
