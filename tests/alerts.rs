@@ -5,16 +5,17 @@
 
 #[path = "support/engine.rs"]
 mod engine;
+#[path = "support/http_server.rs"]
+mod http_server;
 #[path = "support/mod.rs"]
 mod support;
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpListener};
-use std::path::Path;
-use std::sync::mpsc;
+use std::net::SocketAddr;
+use std::sync::{mpsc, Mutex};
 use std::time::{Duration, Instant};
 
 use engine::{connect_retrying, control_ids_in, eventually, Engine};
+use http_server::Response;
 
 /// A distinctive patient name to look for in the store's files.
 const PATIENT: &str = "QUIXOTEFAKENAME";
@@ -28,38 +29,15 @@ fn message(control_id: &str) -> String {
     )
 }
 
-/// A tiny HTTP server: answers every POST with 200 and hands its JSON body to the test.
+/// A webhook receiver: answers every POST with 200 and hands its JSON body to the test.
 fn webhook_receiver() -> (SocketAddr, mpsc::Receiver<serde_json::Value>) {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap();
     let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for stream in listener.incoming() {
-            let Ok(stream) = stream else { continue };
-            let mut reader = BufReader::new(stream);
-            let mut length = 0usize;
-            loop {
-                let mut line = String::new();
-                if reader.read_line(&mut line).unwrap_or(0) == 0 || line.trim().is_empty() {
-                    break;
-                }
-                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
-                    length = v.trim().parse().unwrap_or(0);
-                }
-            }
-            let mut body = vec![0; length];
-            if reader.read_exact(&mut body).is_err() {
-                continue;
-            }
-            let _ = reader
-                .get_mut()
-                .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
-            if let Ok(json) = serde_json::from_slice(&body) {
-                if tx.send(json).is_err() {
-                    return;
-                }
-            }
+    let tx = Mutex::new(tx);
+    let addr = http_server::serve(move |request| {
+        if let Ok(json) = serde_json::from_slice(&request.body) {
+            let _ = tx.lock().unwrap().send(json);
         }
+        Response::text(200, "")
     });
     (addr, rx)
 }
@@ -158,20 +136,6 @@ alerts:
     assert_eq!(engine.stop(), Some(0));
 }
 
-/// Every byte under `dir`.
-fn bytes_under(dir: &Path) -> Vec<u8> {
-    let mut all = Vec::new();
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_dir() {
-            all.extend(bytes_under(&path));
-        } else {
-            all.extend(std::fs::read(&path).unwrap());
-        }
-    }
-    all
-}
-
 #[test]
 fn an_encrypted_channel_delivers_intact_and_stores_no_patient_name() {
     let dir = tempfile::tempdir().unwrap();
@@ -208,7 +172,7 @@ destinations:
         delivered.contains(&format!("{PATIENT}^ALONSO")),
         "delivered in clear"
     );
-    let stored = bytes_under(&engine.data);
+    let stored = support::bytes_under(&engine.data);
     assert!(!stored.is_empty());
     let found = stored
         .windows(PATIENT.len())

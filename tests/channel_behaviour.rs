@@ -6,6 +6,8 @@
 mod admin;
 #[path = "support/engine.rs"]
 mod engine;
+#[path = "support/http_server.rs"]
+mod http_server;
 #[path = "support/mod.rs"]
 mod support;
 
@@ -14,6 +16,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use engine::{adt, control_ids_in, eventually, Engine, MllpClient};
+use http_server::Response;
 
 /// An ADT^A01 like [`adt`] with the given administrative sex (PID-8) and patient name (PID-5).
 fn patient(control_id: &str, sex: &str, name: &str) -> String {
@@ -483,44 +486,7 @@ fn a_file_that_stops_part_way_leaves_only_its_unstored_messages_in_error() {
 
 /// An HTTP server that answers every request 500 with `body`; runs until the test process ends.
 fn failing_http_server(body: &'static str) -> SocketAddr {
-    use std::io::{BufRead, BufReader, Read, Write};
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap();
-    std::thread::spawn(move || {
-        for stream in listener.incoming().flatten() {
-            std::thread::spawn(move || {
-                let mut reader = BufReader::new(stream.try_clone().unwrap());
-                let mut stream = stream;
-                loop {
-                    let mut length = 0;
-                    loop {
-                        let mut line = String::new();
-                        if reader.read_line(&mut line).unwrap_or(0) == 0 {
-                            return;
-                        }
-                        if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
-                            length = v.trim().parse().unwrap_or(0);
-                        }
-                        if line == "\r\n" {
-                            break;
-                        }
-                    }
-                    let mut request = vec![0; length];
-                    if reader.read_exact(&mut request).is_err() {
-                        return;
-                    }
-                    let answer = format!(
-                        "HTTP/1.1 500 Internal Server Error\r\nContent-Length: {}\r\n\r\n{body}",
-                        body.len()
-                    );
-                    if stream.write_all(answer.as_bytes()).is_err() {
-                        return;
-                    }
-                }
-            });
-        }
-    });
-    addr
+    http_server::serve(move |_| Response::text(500, body))
 }
 
 /// The patient whose name must stay out of the logs.

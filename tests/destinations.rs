@@ -8,10 +8,12 @@
 mod admin;
 #[path = "support/engine.rs"]
 mod engine;
+#[path = "support/http_server.rs"]
+mod http_server;
 #[path = "support/mod.rs"]
 mod support;
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
@@ -19,6 +21,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use engine::{adt, eventually, Engine, MllpClient};
+use http_server::{Request, Response};
 use junction_store::{DestinationRecord, SledStore, Status, Step, Store};
 
 /// Short retries so that a test sees several attempts in well under a second.
@@ -157,48 +160,35 @@ fn serve_mllp(
     }
 }
 
-/// One request as the HTTP peer read it; header names are lower-case.
-#[derive(Clone, Debug)]
-struct HttpRequest {
-    method: String,
-    path: String,
-    headers: Vec<(String, String)>,
-    body: String,
-}
-
-impl HttpRequest {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.as_str())
-    }
-}
-
-/// A minimal HTTP/1.1 server (keep-alive, `Content-Length` bodies) that answers each request with the
-/// status its policy picks for the body's control id and records every request.
+/// An HTTP server that answers each request with the status its policy picks for the body's control
+/// id and records every request.
 struct HttpPeer {
     addr: SocketAddr,
-    requests: Arc<Mutex<Vec<HttpRequest>>>,
+    requests: Arc<Mutex<Vec<Request>>>,
 }
 
 impl HttpPeer {
     fn start(status: impl Fn(&str, usize) -> u16 + Send + Sync + 'static) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let addr = listener.local_addr().unwrap();
-        let requests = Arc::new(Mutex::new(Vec::new()));
-        let status: Policy<u16> = Arc::new(status);
+        let requests: Arc<Mutex<Vec<Request>>> = Arc::default();
         let shared = Arc::clone(&requests);
-        std::thread::spawn(move || {
-            for stream in listener.incoming().flatten() {
-                let (requests, status) = (Arc::clone(&shared), Arc::clone(&status));
-                std::thread::spawn(move || serve_http(stream, &requests, &status));
-            }
+        let addr = http_server::serve(move |request| {
+            let id = control_id_of(&request.text());
+            let earlier = {
+                let mut all = shared.lock().unwrap();
+                let earlier = all
+                    .iter()
+                    .filter(|r| control_id_of(&r.text()) == id)
+                    .count();
+                all.push(request.clone());
+                earlier
+            };
+            let code = status(&id, earlier);
+            Response::text(code, format!("answer {code} for {id}"))
         });
         Self { addr, requests }
     }
 
-    fn requests(&self) -> Vec<HttpRequest> {
+    fn requests(&self) -> Vec<Request> {
         self.requests.lock().unwrap().clone()
     }
 
@@ -206,65 +196,8 @@ impl HttpPeer {
     fn times(&self, id: &str) -> usize {
         self.requests()
             .iter()
-            .filter(|r| control_id_of(&r.body) == id)
+            .filter(|r| control_id_of(&r.text()) == id)
             .count()
-    }
-}
-
-fn serve_http(stream: TcpStream, requests: &Mutex<Vec<HttpRequest>>, status: &Policy<u16>) {
-    let mut reader = BufReader::new(stream.try_clone().unwrap());
-    let mut stream = stream;
-    loop {
-        let mut request_line = String::new();
-        if reader.read_line(&mut request_line).unwrap_or(0) == 0 {
-            return;
-        }
-        let mut parts = request_line.split_whitespace();
-        let method = parts.next().unwrap_or_default().to_owned();
-        let path = parts.next().unwrap_or_default().to_owned();
-        let mut headers = Vec::new();
-        loop {
-            let mut line = String::new();
-            if reader.read_line(&mut line).unwrap_or(0) == 0 {
-                return;
-            }
-            if line == "\r\n" {
-                break;
-            }
-            if let Some((name, value)) = line.split_once(':') {
-                headers.push((name.trim().to_ascii_lowercase(), value.trim().to_owned()));
-            }
-        }
-        let length = headers
-            .iter()
-            .find(|(n, _)| n == "content-length")
-            .map_or(0, |(_, v)| v.parse().unwrap());
-        let mut body = vec![0; length];
-        if reader.read_exact(&mut body).is_err() {
-            return;
-        }
-        let request = HttpRequest {
-            method,
-            path,
-            headers,
-            body: String::from_utf8_lossy(&body).into_owned(),
-        };
-        let id = control_id_of(&request.body);
-        let earlier = {
-            let mut all = requests.lock().unwrap();
-            let earlier = all.iter().filter(|r| control_id_of(&r.body) == id).count();
-            all.push(request);
-            earlier
-        };
-        let code = status(&id, earlier);
-        let body = format!("answer {code} for {id}");
-        let answer = format!(
-            "HTTP/1.1 {code} Status\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n\r\n{body}",
-            body.len()
-        );
-        if stream.write_all(answer.as_bytes()).is_err() {
-            return;
-        }
     }
 }
 
@@ -382,12 +315,12 @@ fn http_sends_the_headers_errors_a_4xx_at_once_and_retries_a_5xx_or_429_until_it
     );
     assert_eq!(peer.times("FINE"), 1);
     for r in peer.requests() {
-        let id = control_id_of(&r.body);
+        let id = control_id_of(&r.text());
         assert_eq!((r.method.as_str(), r.path.as_str()), ("POST", "/fhir/in"));
         assert_eq!(r.header("authorization"), Some("Bearer t0k3n"), "{r:?}");
         assert_eq!(r.header("x-partner"), Some("acme"), "{r:?}");
         assert_eq!(r.header("content-type"), Some("application/hl7-v2"));
-        assert_eq!(r.body, adt(&id), "the body is the message as received");
+        assert_eq!(r.text(), adt(&id), "the body is the message as received");
     }
 
     let store = stop_and_open(&mut engine, dir.path());
@@ -710,28 +643,24 @@ fn mllp_on_nak_retries_or_errors_as_configured() {
     }
 }
 
+/// Channel `a` (its `to-b` destination with `extra` keys) hands every message to channel `b`, which
+/// sends it to `peer`; returns `a`'s source address.
+fn hand_over_channels(engine: &Engine, extra: &str, peer: SocketAddr) -> SocketAddr {
+    let a = SocketAddr::from(([127, 0, 0, 1], support::free_port()));
+    let b = SocketAddr::from(([127, 0, 0, 1], support::free_port()));
+    let to_b = format!("  - name: to-b\n    channel: b\n{extra}");
+    engine.channel("a.yaml", &channel_yaml("a", a, &to_b));
+    let out = format!("  - name: out\n    mllp: {{ connect: \"{peer}\" }}\n");
+    engine.channel("b.yaml", &channel_yaml("b", b, &out));
+    a
+}
+
 #[test]
 fn a_channel_destination_hands_the_message_to_the_other_channel() {
     let dir = tempfile::tempdir().unwrap();
     let peer = MllpPeer::start(|_, _| "AA");
-    let a = SocketAddr::from(([127, 0, 0, 1], support::free_port()));
-    let b = SocketAddr::from(([127, 0, 0, 1], support::free_port()));
     let mut engine = Engine::new(dir.path());
-    engine.channel(
-        "a.yaml",
-        &channel_yaml("a", a, "  - name: to-b\n    channel: b\n"),
-    );
-    engine.channel(
-        "b.yaml",
-        &channel_yaml(
-            "b",
-            b,
-            &format!(
-                "  - name: out\n    mllp: {{ connect: \"{}\" }}\n",
-                peer.addr
-            ),
-        ),
-    );
+    let a = hand_over_channels(&engine, "", peer.addr);
     engine.start();
     support::wait_listening(a);
     let sent = ids("HAND", 3);
@@ -754,29 +683,9 @@ fn a_channel_destination_hands_the_message_to_the_other_channel() {
 fn a_hand_over_to_a_paused_channel_waits_until_it_is_resumed() {
     let dir = tempfile::tempdir().unwrap();
     let peer = MllpPeer::start(|_, _| "AA");
-    let a = SocketAddr::from(([127, 0, 0, 1], support::free_port()));
-    let b = SocketAddr::from(([127, 0, 0, 1], support::free_port()));
     let mut engine = Engine::new(dir.path());
     let api = admin::enable(&mut engine);
-    engine.channel(
-        "a.yaml",
-        &channel_yaml(
-            "a",
-            a,
-            &format!("  - name: to-b\n    channel: b\n    {FAST_RETRY}\n"),
-        ),
-    );
-    engine.channel(
-        "b.yaml",
-        &channel_yaml(
-            "b",
-            b,
-            &format!(
-                "  - name: out\n    mllp: {{ connect: \"{}\" }}\n",
-                peer.addr
-            ),
-        ),
-    );
+    let a = hand_over_channels(&engine, &format!("    {FAST_RETRY}\n"), peer.addr);
     engine.start();
     admin::wait_ready(api);
     let (status, body) = admin::http(api, "POST", "/channels/b/pause", Some(admin::TOKEN));
@@ -969,7 +878,7 @@ fn refusals_for_good_do_not_open_the_circuit_breaker() {
         "the good messages were held up behind the refusals: {:?}",
         peer.requests()
             .iter()
-            .map(|r| control_id_of(&r.body))
+            .map(|r| control_id_of(&r.text()))
             .collect::<Vec<_>>()
     );
     assert!(

@@ -5,17 +5,20 @@
 
 #[path = "support/engine.rs"]
 mod engine;
+#[path = "support/http_server.rs"]
+mod http_server;
 #[path = "support/mod.rs"]
 mod support;
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::io::Write;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use engine::{eventually, Engine, MllpClient};
+use http_server::{Request, Response};
 use serde_json::Value;
 
 fn repo() -> PathBuf {
@@ -53,15 +56,6 @@ fn install_channel(root: &Path, listen: SocketAddr) -> PathBuf {
     file
 }
 
-/// One request as the server read it.
-#[derive(Clone, Debug)]
-struct Request {
-    method: String,
-    path: String,
-    content_type: Option<String>,
-    body: Vec<u8>,
-}
-
 /// A FHIR server stand-in: answers each request with the next status of `statuses` (the last one
 /// repeats) and records every request.
 struct FhirServer {
@@ -71,14 +65,15 @@ struct FhirServer {
 
 impl FhirServer {
     fn start(statuses: &'static [u16]) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let addr = listener.local_addr().unwrap();
         let requests = Arc::new(Mutex::new(Vec::new()));
         let shared = Arc::clone(&requests);
-        std::thread::spawn(move || {
-            for stream in listener.incoming().flatten() {
-                let requests = Arc::clone(&shared);
-                std::thread::spawn(move || serve(stream, &requests, statuses));
+        let addr = http_server::serve(move |request| {
+            let mut all = shared.lock().unwrap();
+            all.push(request.clone());
+            Response {
+                status: statuses[(all.len() - 1).min(statuses.len() - 1)],
+                content_type: "application/fhir+json",
+                body: "{\"resourceType\":\"Bundle\",\"type\":\"transaction-response\"}".into(),
             }
         });
         Self { addr, requests }
@@ -86,60 +81,6 @@ impl FhirServer {
 
     fn requests(&self) -> Vec<Request> {
         self.requests.lock().unwrap().clone()
-    }
-}
-
-/// HTTP/1.1 with keep-alive and `Content-Length` bodies: enough for the engine's client.
-fn serve(stream: TcpStream, requests: &Mutex<Vec<Request>>, statuses: &[u16]) {
-    let mut reader = BufReader::new(stream.try_clone().unwrap());
-    let mut stream = stream;
-    loop {
-        let mut line = String::new();
-        if reader.read_line(&mut line).unwrap_or(0) == 0 {
-            return;
-        }
-        let mut parts = line.split_whitespace();
-        let method = parts.next().unwrap_or_default().to_owned();
-        let path = parts.next().unwrap_or_default().to_owned();
-        let (mut length, mut content_type) = (0, None);
-        loop {
-            let mut header = String::new();
-            if reader.read_line(&mut header).unwrap_or(0) == 0 {
-                return;
-            }
-            if header == "\r\n" {
-                break;
-            }
-            if let Some((name, value)) = header.split_once(':') {
-                match name.trim().to_ascii_lowercase().as_str() {
-                    "content-length" => length = value.trim().parse().unwrap(),
-                    "content-type" => content_type = Some(value.trim().to_owned()),
-                    _ => {}
-                }
-            }
-        }
-        let mut body = vec![0; length];
-        if reader.read_exact(&mut body).is_err() {
-            return;
-        }
-        let code = {
-            let mut all = requests.lock().unwrap();
-            all.push(Request {
-                method,
-                path,
-                content_type,
-                body,
-            });
-            statuses[(all.len() - 1).min(statuses.len() - 1)]
-        };
-        let answer = "{\"resourceType\":\"Bundle\",\"type\":\"transaction-response\"}";
-        let reply = format!(
-            "HTTP/1.1 {code} Status\r\nContent-Type: application/fhir+json\r\nContent-Length: {}\r\n\r\n{answer}",
-            answer.len()
-        );
-        if stream.write_all(reply.as_bytes()).is_err() {
-            return;
-        }
     }
 }
 
@@ -189,7 +130,7 @@ fn the_shipped_channel_posts_a_transaction_bundle_and_retries_a_server_that_is_u
     for r in &requests {
         assert_eq!(r.method, "POST");
         assert_eq!(r.path, "/fhir", "a transaction goes to the base URL");
-        assert_eq!(r.content_type.as_deref(), Some("application/fhir+json"));
+        assert_eq!(r.header("content-type"), Some("application/fhir+json"));
     }
     assert_eq!(
         requests[0].body, requests[1].body,

@@ -8,6 +8,8 @@
 mod admin;
 #[path = "support/engine.rs"]
 mod engine;
+#[path = "support/http_server.rs"]
+mod http_server;
 #[path = "support/mod.rs"]
 mod support;
 
@@ -16,6 +18,7 @@ use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use std::sync::Arc;
 
 use engine::{adt, control_ids_in, eventually, Engine, MllpClient};
+use http_server::Response;
 use junction_store::{ListFilter, SledStore, Status, Store};
 
 #[test]
@@ -222,46 +225,15 @@ struct HttpStats {
 /// An HTTP server that answers every request 200 after `delay`, counting requests and the most it
 /// ever had in flight at once. Keeps connections alive, as a FHIR server does.
 fn slow_http_server(delay: std::time::Duration) -> (SocketAddr, Arc<HttpStats>) {
-    use std::io::{BufRead, BufReader, Read, Write};
     let stats = Arc::new(HttpStats::default());
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap();
     let shared = Arc::clone(&stats);
-    std::thread::spawn(move || {
-        for stream in listener.incoming().flatten() {
-            let stats = Arc::clone(&shared);
-            std::thread::spawn(move || {
-                let mut reader = BufReader::new(stream.try_clone().unwrap());
-                let mut stream = stream;
-                loop {
-                    let mut length = 0;
-                    loop {
-                        let mut line = String::new();
-                        if reader.read_line(&mut line).unwrap_or(0) == 0 {
-                            return;
-                        }
-                        let lower = line.to_ascii_lowercase();
-                        if let Some(v) = lower.strip_prefix("content-length:") {
-                            length = v.trim().parse().unwrap();
-                        }
-                        if line == "\r\n" {
-                            break;
-                        }
-                    }
-                    let mut body = vec![0; length];
-                    reader.read_exact(&mut body).unwrap();
-                    let now = stats.in_flight.fetch_add(1, SeqCst) + 1;
-                    stats.most_in_flight.fetch_max(now, SeqCst);
-                    std::thread::sleep(delay);
-                    stats.in_flight.fetch_sub(1, SeqCst);
-                    stats.done.fetch_add(1, SeqCst);
-                    let answer = "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n";
-                    if stream.write_all(answer.as_bytes()).is_err() {
-                        return;
-                    }
-                }
-            });
-        }
+    let addr = http_server::serve(move |_| {
+        let now = shared.in_flight.fetch_add(1, SeqCst) + 1;
+        shared.most_in_flight.fetch_max(now, SeqCst);
+        std::thread::sleep(delay);
+        shared.in_flight.fetch_sub(1, SeqCst);
+        shared.done.fetch_add(1, SeqCst);
+        Response::text(200, "")
     });
     (addr, stats)
 }

@@ -437,20 +437,6 @@ fn random_key() -> Vec<u8> {
     key
 }
 
-/// Every byte of every file under `dir`.
-fn bytes_under(dir: &Path) -> Vec<u8> {
-    let mut all = Vec::new();
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_dir() {
-            all.extend(bytes_under(&path));
-        } else {
-            all.extend(std::fs::read(&path).unwrap());
-        }
-    }
-    all
-}
-
 /// `junction messages show SEQ --raw` of the stopped engine's `vault` channel, with the keys its
 /// channel folder names.
 fn show_raw(engine: &Engine, seq: u64) -> Output {
@@ -514,7 +500,7 @@ fn a_key_rotated_by_sighup_seals_new_messages_and_still_opens_old_ones() {
     assert!(eventually(20, || engine::control_ids_in(&sink_file).len() == 2));
     assert_eq!(engine.stop(), Some(0));
 
-    let stored = bytes_under(&engine.data);
+    let stored = support::bytes_under(&engine.data);
     assert!(!stored.is_empty());
     assert!(
         !stored

@@ -158,3 +158,17 @@ pub fn stored_message(data: &std::path::Path, channel: &str, seq: u64) -> serde_
     );
     serde_json::from_slice(&out.stdout).unwrap()
 }
+
+/// Every byte of every file under `dir` (to check what a store holds on disk).
+pub fn bytes_under(dir: &std::path::Path) -> Vec<u8> {
+    let mut all = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            all.extend(bytes_under(&path));
+        } else {
+            all.extend(std::fs::read(&path).unwrap());
+        }
+    }
+    all
+}
