@@ -13,7 +13,7 @@ use junction_store::{
 };
 use tokio::sync::{oneshot, Notify};
 use tokio_util::sync::CancellationToken;
-use tracing::{error, info, warn};
+use tracing::{debug, error, info, warn};
 
 use crate::backoff;
 use crate::breaker::Transition;
@@ -303,9 +303,9 @@ async fn destination_worker(
         throttle,
     } = sender;
     while !stop.is_cancelled() {
-        if let Some(wait) = throttle.breaker_wait(Instant::now()) {
-            // Check again at least every poll: another sender's probe may close the breaker early.
-            if !idle_for(wait.min(IDLE_POLL), &stop).await {
+        if let Some(reason) = connector.held(&ch.store) {
+            debug!(channel = %ch.name, destination = %config.name, reason, "holding the queue");
+            if !idle_for(IDLE_POLL, &stop).await {
                 return;
             }
             continue;
@@ -334,8 +334,16 @@ async fn destination_worker(
                 continue;
             }
         };
-        while let Err(wait) = throttle.acquire(Instant::now()) {
+        // The breaker's permit is asked for only with a message in hand, so the one probe after a
+        // cool-down is never spent on an empty or not-yet-due queue.
+        while let Some(wait) = throttle.breaker_wait(Instant::now()) {
+            // Check again at least every poll: another sender's probe may close the breaker early.
             // Stopping drops the lease: the message stays queued for the next start.
+            if !idle_for(wait.min(IDLE_POLL), &stop).await {
+                return;
+            }
+        }
+        while let Err(wait) = throttle.acquire(Instant::now()) {
             if !idle_for(wait, &stop).await {
                 return;
             }

@@ -36,9 +36,8 @@ impl ChannelDirectory {
         }
     }
 
-    /// Store `payload` durably in `target`'s inbox and wake its worker. A paused channel takes no new
-    /// messages from its sources, so it takes none from other channels either: the message waits in
-    /// this destination's queue, retried, until the target is resumed.
+    /// Store `payload` durably in `target`'s inbox and wake its worker. (The destination worker holds
+    /// its queue while the target is paused; see [`Connector::held`](crate::destination::Connector::held).)
     pub async fn hand_over(
         &self,
         store: &Arc<dyn Store>,
@@ -46,15 +45,6 @@ impl ChannelDirectory {
         payload: &[u8],
         control_id: Option<&str>,
     ) -> Delivery {
-        match store.is_paused(target) {
-            Ok(false) => {}
-            Ok(true) => return Delivery::Retry(format!("channel {target} is paused")),
-            Err(e) => {
-                return Delivery::Retry(format!(
-                    "cannot read whether channel {target} is paused: {e}"
-                ))
-            }
-        }
         let header = MshHeader::peek(payload);
         let meta = ReceiveMeta {
             received_at: now_millis(),

@@ -159,6 +159,22 @@ impl Connector {
         })
     }
 
+    /// Why nothing should be sent now although the peer is not failing: a hand-over whose target channel
+    /// is paused (a paused channel takes no new messages, from its sources or from other channels). The
+    /// queue waits without spending attempts or tripping the breaker, and moves on once resumed.
+    pub fn held(&self, store: &Arc<dyn Store>) -> Option<String> {
+        let Connector::Channel { target, .. } = self else {
+            return None;
+        };
+        match store.is_paused(target) {
+            Ok(false) => None,
+            Ok(true) => Some(format!("channel {target} is paused")),
+            Err(e) => Some(format!(
+                "cannot read whether channel {target} is paused: {e}"
+            )),
+        }
+    }
+
     /// Deliver one outbox entry.
     pub async fn deliver(&mut self, lease: &OutboxLease, store: &Arc<dyn Store>) -> Delivery {
         match self {
@@ -238,15 +254,36 @@ impl Connector {
 /// Most of a response body kept on the record.
 const EXCERPT_CHARS: usize = 512;
 
-/// The start of a response body. The status has already decided the outcome, so the rest is not
-/// read: a large or stalling body must neither fill memory nor run into the timeout and turn a
+/// Most of a response body read (and discarded past the excerpt) so the connection can be reused.
+const DRAIN_CAP: usize = 64 * 1024;
+
+/// How long to wait for more of a body past the excerpt before giving the connection up.
+const DRAIN_PATIENCE: Duration = Duration::from_millis(200);
+
+/// The start of a response body. The status has already decided the outcome, so only the start is
+/// kept: a large or stalling body must neither fill memory nor run into the timeout and turn a
 /// delivered message into a retry (a duplicate at the peer).
 async fn excerpt(mut response: reqwest::Response) -> String {
     let mut bytes = Vec::new();
-    // UTF-8 takes at most 4 bytes per character.
-    while bytes.len() < EXCERPT_CHARS * 4 {
-        match response.chunk().await {
-            Ok(Some(chunk)) => bytes.extend_from_slice(&chunk),
+    let mut read = 0usize;
+    // Past the excerpt (UTF-8 takes at most 4 bytes per character) the rest is read and dropped up to a
+    // cap, while it keeps coming: the client reuses a connection only after its response was read to
+    // the end, and a FHIR server's transaction-response Bundle is often larger than the excerpt.
+    while read < DRAIN_CAP {
+        let chunk = if bytes.len() < EXCERPT_CHARS * 4 {
+            response.chunk().await
+        } else {
+            match tokio::time::timeout(DRAIN_PATIENCE, response.chunk()).await {
+                Ok(chunk) => chunk,
+                Err(_) => break,
+            }
+        };
+        match chunk {
+            Ok(Some(chunk)) => {
+                read = read.saturating_add(chunk.len());
+                let room = (EXCERPT_CHARS * 4).saturating_sub(bytes.len());
+                bytes.extend_from_slice(chunk.get(..room.min(chunk.len())).unwrap_or_default());
+            }
             Ok(None) | Err(_) => break,
         }
     }
