@@ -501,7 +501,12 @@ fn run_leaky_channel(root: &Path, log_content: bool, log_format: &str) -> String
     let http = failing_http_server(r#"{"issue":"Patient Quillfeather, Marigold already exists"}"#);
     let mut engine = Engine::new(root);
     engine.args = vec!["--log-format".into(), log_format.into()];
-    engine.envs = vec![("RUST_LOG".into(), "info".into())];
+    // Debug level, so the listener's per-message line is checked too; the HTTP client's own debug
+    // lines never see message content.
+    engine.envs = vec![(
+        "RUST_LOG".into(),
+        "debug,hyper=info,reqwest=info,h2=info".into(),
+    )];
     engine.channel(
         "leaky.yaml",
         &format!(

@@ -39,10 +39,15 @@ fn messages(data: &Path, args: &[&str]) -> Output {
         .unwrap()
 }
 
-/// The name of the user running the tests, from the real uid.
+/// The name of the user running the tests, from the real uid (the number when passwd has no name).
 fn real_user() -> String {
-    let id = Command::new("id").arg("-run").output().unwrap();
-    assert!(id.status.success());
+    let id = |flags: &str| Command::new("id").arg(flags).output().unwrap();
+    let named = id("-run");
+    let id = if named.status.success() {
+        named
+    } else {
+        id("-ru")
+    };
     String::from_utf8(id.stdout).unwrap().trim().to_owned()
 }
 

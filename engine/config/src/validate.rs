@@ -127,16 +127,17 @@ fn depends_on_edges(c: &ChannelConfig) -> Vec<(YamlPath, &str)> {
 }
 
 /// `channel` destinations that hand over every message: neither the channel nor the destination has a
-/// filter that could stop a loop. (Rules and scripts may still error a message, but not by design.)
+/// filter or transform that could stop a loop (a transform may filter too). Rules may still error a
+/// message, but not by design.
 fn unfiltered_hand_overs(c: &ChannelConfig) -> Vec<(YamlPath, &str)> {
-    if c.filter.is_some() {
+    if c.filter.is_some() || c.transform.is_some() {
         return Vec::new();
     }
     let at = YamlPath::default().key("destinations");
     c.destinations
         .iter()
         .enumerate()
-        .filter(|(_, d)| d.filter.is_none())
+        .filter(|(_, d)| d.filter.is_none() && d.transform.is_none())
         .filter_map(|(i, d)| match &d.kind {
             DestinationKind::Channel(target) => Some((at.index(i).key("channel"), target.as_str())),
             _ => None,

@@ -669,7 +669,8 @@ fn channels_handing_every_message_round_in_a_loop_are_an_error() {
           forever; remove one of these channel destinations or give one a filter"]
     );
 
-    // A filter on one hand-over can end the loop, so the analyst's design is accepted.
+    // A filter (or a transform, which may filter) on one hand-over can end the loop, so the analyst's
+    // design is accepted.
     p.write(
         "channels/b.yaml",
         &channel(

@@ -283,7 +283,7 @@ async fn peer_that_never_reads_hits_the_send_timeout() {
     // Generous bounds, only to tell the configured 300 ms from the 10 s default.
     let took = started.elapsed();
     assert!(
-        took >= Duration::from_millis(300) && took < Duration::from_secs(5),
+        took >= Duration::from_millis(300) && took < Duration::from_secs(9),
         "{took:?}"
     );
 }
@@ -314,7 +314,7 @@ async fn peer_whose_accept_queue_is_full_hits_the_connect_timeout_then_is_retrie
         // As above: the configured 300 ms, not the 10 s default (nor the kernel's two minutes).
         let took = started.elapsed();
         assert!(
-            took >= Duration::from_millis(300) && took < Duration::from_secs(5),
+            took >= Duration::from_millis(300) && took < Duration::from_secs(9),
             "{took:?}"
         );
     }

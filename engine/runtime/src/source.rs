@@ -252,6 +252,10 @@ async fn poll_folder(f: FileSource, ch: Arc<ChannelShared>, stop: CancellationTo
             list_files(&f.dir, &pattern)
         };
         for path in files {
+            // Between files, so a pause or stop never turns the rest of a listing into refusals.
+            if stop.is_cancelled() || ch.paused.load(Ordering::Relaxed) {
+                break;
+            }
             let outcome = read_file(&ch, &path).await;
             settle_file(&ch, &f.dir, &path, outcome);
         }
@@ -384,9 +388,9 @@ fn settle_file(
             rest,
             reason,
         } => {
-            let remainder = remainder_name(path, from);
-            match write_atomically(&dir.join("error"), &remainder, &rest.concat()) {
-                Ok(()) => {
+            let names = (1..).map(|n| remainder_name(path, from, n));
+            match write_new(&dir.join("error"), names.take(1000), &rest.concat()) {
+                Ok(remainder) => {
                     warn!(channel = %ch.name, file = %name, messages = stored, remainder = %remainder, error = %reason,
                         "file read in part; the messages not stored are in error/, the file moved to processed/");
                     "processed"
@@ -405,26 +409,59 @@ fn settle_file(
     }
 }
 
-/// `adt.hl7` -> `adt.from-3.hl7`: still matches the folder's pattern when dropped back in.
-fn remainder_name(path: &std::path::Path, from: usize) -> String {
+/// `adt.hl7` -> `adt.from-3.hl7` (the `n`th such remainder: `adt.from-3-n.hl7`): still matches the
+/// folder's pattern when dropped back in.
+fn remainder_name(path: &std::path::Path, from: usize, n: usize) -> String {
     let stem = path
         .file_stem()
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_default();
+    let from = if n > 1 {
+        format!("{from}-{n}")
+    } else {
+        from.to_string()
+    };
     match path.extension() {
         Some(ext) => format!("{stem}.from-{from}.{}", ext.to_string_lossy()),
         None => format!("{stem}.from-{from}"),
     }
 }
 
-/// Write through a temporary file and a rename, so the folder never shows half a remainder.
-fn write_atomically(dir: &std::path::Path, name: &str, bytes: &[u8]) -> std::io::Result<()> {
+/// Writes `bytes` under the first of `names` not yet taken in `dir` and returns it: through a temporary
+/// file, so the folder never shows half a remainder, and a hard link, which refuses an existing name,
+/// so a file name that recurs (an hourly `adt.hl7`) never overwrites an earlier remainder. The folder
+/// is synced before the original file moves on.
+fn write_new(
+    dir: &std::path::Path,
+    names: impl Iterator<Item = String>,
+    bytes: &[u8],
+) -> std::io::Result<String> {
     use std::io::Write;
-    let tmp = dir.join(format!(".{name}.tmp"));
+    let tmp = dir.join(format!(".remainder-{}.tmp", std::process::id()));
     let mut file = std::fs::File::create(&tmp)?;
     file.write_all(bytes)?;
     file.sync_all()?;
-    std::fs::rename(&tmp, dir.join(name))
+    let mut outcome = Err(std::io::Error::new(
+        std::io::ErrorKind::AlreadyExists,
+        "every remainder name is taken",
+    ));
+    for name in names {
+        match std::fs::hard_link(&tmp, dir.join(&name)) {
+            Ok(()) => {
+                outcome = std::fs::File::open(dir)
+                    .and_then(|d| d.sync_all())
+                    .map(|()| name);
+                break;
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) => {
+                outcome = Err(e);
+                break;
+            }
+        }
+    }
+    let _ = std::fs::remove_file(&tmp);
+    outcome
 }
 
 async fn serve_http(
@@ -486,16 +523,43 @@ pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 
 #[cfg(test)]
 mod tests {
-    use super::remainder_name;
+    #![allow(clippy::unwrap_used)]
+    use super::{remainder_name, write_new};
     use std::path::Path;
 
     #[test]
     fn a_remainder_keeps_the_extension_so_the_folder_pattern_still_matches() {
-        assert_eq!(remainder_name(Path::new("in/day.hl7"), 3), "day.from-3.hl7");
         assert_eq!(
-            remainder_name(Path::new("in/a.b.txt"), 12),
+            remainder_name(Path::new("in/day.hl7"), 3, 1),
+            "day.from-3.hl7"
+        );
+        assert_eq!(
+            remainder_name(Path::new("in/a.b.txt"), 12, 1),
             "a.b.from-12.txt"
         );
-        assert_eq!(remainder_name(Path::new("in/batch"), 2), "batch.from-2");
+        assert_eq!(remainder_name(Path::new("in/batch"), 2, 1), "batch.from-2");
+        assert_eq!(
+            remainder_name(Path::new("in/day.hl7"), 3, 2),
+            "day.from-3-2.hl7"
+        );
+    }
+
+    #[test]
+    fn a_recurring_file_name_never_overwrites_an_earlier_remainder() {
+        let dir = tempfile::tempdir().unwrap();
+        let names = || (1..).map(|n| remainder_name(Path::new("in/adt.hl7"), 2, n));
+        assert_eq!(
+            write_new(dir.path(), names(), b"first").unwrap(),
+            "adt.from-2.hl7"
+        );
+        assert_eq!(
+            write_new(dir.path(), names(), b"second").unwrap(),
+            "adt.from-2-2.hl7"
+        );
+        let read = |name: &str| std::fs::read(dir.path().join(name)).unwrap();
+        assert_eq!(read("adt.from-2.hl7"), b"first");
+        assert_eq!(read("adt.from-2-2.hl7"), b"second");
+        let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+        assert_eq!(left.len(), 2, "no temporary file is left behind");
     }
 }
