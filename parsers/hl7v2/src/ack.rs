@@ -312,6 +312,16 @@ fn push_location(out: &mut String, l: &ErrorLocation, d: &Delimiters) {
     }
 }
 
+/// The error as a coded element of HL7 table 0357, `code<sep>text<sep>HL70357`: components in ERR-3,
+/// subcomponents inside the legacy ERR-1.
+fn push_error_code(out: &mut String, code: u16, text: &str, sep: char, d: &Delimiters) {
+    out.push_str(&code.to_string());
+    out.push(sep);
+    push_escaped(out, text, d);
+    out.push(sep);
+    out.push_str("HL70357");
+}
+
 fn push_err_segment(out: &mut String, e: &AckError, d: &Delimiters, legacy: bool) {
     let fs = char::from(d.field);
     let cs = char::from(d.component);
@@ -329,22 +339,14 @@ fn push_err_segment(out: &mut String, e: &AckError, d: &Delimiters, legacy: bool
         out.push(cs);
         out.push_str(&num(l.field));
         out.push(cs);
-        out.push_str(&e.code.to_string());
-        out.push(sub);
-        push_escaped(out, text, d);
-        out.push(sub);
-        out.push_str("HL70357");
+        push_error_code(out, e.code, text, sub, d);
     }
     out.push(fs);
     if let Some(l) = &e.location {
         push_location(out, l, d);
     }
     out.push(fs);
-    out.push_str(&e.code.to_string());
-    out.push(cs);
-    push_escaped(out, text, d);
-    out.push(cs);
-    out.push_str("HL70357");
+    push_error_code(out, e.code, text, cs, d);
     out.push(fs);
     out.push_str(e.severity.as_str());
     // ERR-5 to ERR-7 empty, then ERR-8.
