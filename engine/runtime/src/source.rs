@@ -437,7 +437,10 @@ fn write_new(
     bytes: &[u8],
 ) -> std::io::Result<String> {
     use std::io::Write;
-    let tmp = dir.join(format!(".remainder-{}.tmp", std::process::id()));
+    // Unique per write, so two sources settling files into one error/ folder never share it.
+    static WRITES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = WRITES.fetch_add(1, Ordering::Relaxed);
+    let tmp = dir.join(format!(".remainder-{}-{n}.tmp", std::process::id()));
     let mut file = std::fs::File::create(&tmp)?;
     file.write_all(bytes)?;
     file.sync_all()?;
