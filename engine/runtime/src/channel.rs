@@ -193,24 +193,49 @@ async fn inbox_worker(
             }
             continue;
         }
+        // One pool job per worker thread rather than per message: each job is a cross-thread hand-off
+        // and wake-up, which cost more than running a short script.
+        let per_job = leases.len().div_ceil(pool.threads());
         let mut runs = FuturesOrdered::new();
-        for lease in leases {
+        let mut leases = leases.into_iter().peekable();
+        while leases.peek().is_some() {
+            let chunk: Vec<InboxLease> = leases.by_ref().take(per_job).collect();
+            let raws: Vec<Vec<u8>> = chunk.iter().map(|l| l.raw().to_vec()).collect();
             let pipeline = Arc::clone(&pipeline);
-            let raw = lease.raw().to_vec();
-            let job = pool.run(move || pipeline.run(&raw, now_millis()));
-            runs.push_back(async move { (lease, job.await) });
+            let job = pool.run(move || {
+                raws.iter()
+                    .map(|raw| {
+                        // A panic is a bug in one message's handling: it must not take the others of
+                        // the job with it.
+                        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                            pipeline.run(raw, now_millis())
+                        }))
+                        .ok()
+                    })
+                    .collect::<Vec<_>>()
+            });
+            runs.push_back(async move { (chunk, job.await) });
         }
         let mut done = Vec::new();
         let mut answers = Vec::new();
-        while let Some((lease, run)) = runs.next().await {
-            match run {
-                Ok(run) => {
-                    answers.push((run.verdict, run.summary));
-                    done.push((lease, run.processed));
-                }
-                // The lease drops here, so the message stays in the inbox for the next round.
+        while let Some((chunk, job)) = runs.next().await {
+            let results = match job {
+                Ok(results) => results,
                 Err(e) => {
-                    error!(channel = %ch.name, control_id = control_id(&lease), seq = lease.seq(), error = %e, "script worker failed")
+                    error!(channel = %ch.name, messages = chunk.len(), error = %e, "script worker failed");
+                    continue;
+                }
+            };
+            for (lease, run) in chunk.into_iter().zip(results) {
+                match run {
+                    Some(run) => {
+                        answers.push((run.verdict, run.summary));
+                        done.push((lease, run.processed));
+                    }
+                    // The lease drops here, so the message stays in the inbox for the next round.
+                    None => {
+                        error!(channel = %ch.name, control_id = control_id(&lease), seq = lease.seq(), "script worker panicked on this message")
+                    }
                 }
             }
         }

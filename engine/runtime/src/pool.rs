@@ -11,6 +11,7 @@ type Job = Box<dyn FnOnce() + Send + 'static>;
 /// Worker threads fed through a bounded crossbeam channel.
 pub struct WorkerPool {
     jobs: Sender<Job>,
+    threads: usize,
 }
 
 /// The job did not answer: the pool has shut down or the job panicked.
@@ -22,7 +23,8 @@ impl WorkerPool {
     /// Start `threads` workers with a queue of `queue` waiting jobs.
     pub fn new(threads: usize, queue: usize) -> std::io::Result<Self> {
         let (tx, rx) = bounded::<Job>(queue.max(1));
-        for i in 0..threads.max(1) {
+        let threads = threads.max(1);
+        for i in 0..threads {
             let rx = rx.clone();
             thread::Builder::new()
                 .name(format!("junction-script-{i}"))
@@ -34,7 +36,12 @@ impl WorkerPool {
                     }
                 })?;
         }
-        Ok(Self { jobs: tx })
+        Ok(Self { jobs: tx, threads })
+    }
+
+    /// How many worker threads run jobs.
+    pub fn threads(&self) -> usize {
+        self.threads
     }
 
     /// Run `f` on a worker thread and await its result without blocking the async runtime.

@@ -10,7 +10,7 @@ use sled::transaction::{ConflictableTransactionError, TransactionError};
 
 mod maintenance;
 
-use crate::commit::Committer;
+use crate::commit::{Committer, GATHER_WINDOW};
 use crate::crypto::{Cipher, Keyring};
 use crate::error::{Result, StoreError};
 use crate::keys;
@@ -240,7 +240,7 @@ impl SledStore {
         let inbox = tree("inbox")?;
         let outbox = tree("outbox")?;
         let flush_db = db.clone();
-        let committer = Committer::start(move || {
+        let committer = Committer::start(GATHER_WINDOW, move || {
             flush_db
                 .flush()
                 .map(|_| ())
