@@ -901,3 +901,53 @@ fn refusals_for_good_do_not_open_the_circuit_breaker() {
         Status::Sent
     );
 }
+
+/// The kernel's keep-alive timer on the engine's end of its connection to `peer`: the `tr` timer kind
+/// (2 = keep-alive) and the time left on it in 1/100 s, from `/proc/net/tcp`.
+#[cfg(target_os = "linux")]
+fn engine_keepalive_timer(peer: SocketAddr) -> (u8, u64) {
+    let table = std::fs::read_to_string("/proc/net/tcp").unwrap();
+    let port = |addr: &str| u16::from_str_radix(addr.rsplit(':').next().unwrap(), 16).unwrap();
+    let row = table
+        .lines()
+        .skip(1)
+        .map(|line| line.split_whitespace().collect::<Vec<_>>())
+        .find(|f| port(f[2]) == peer.port() && f[3] == "01")
+        .unwrap_or_else(|| panic!("no established connection to {peer} in /proc/net/tcp"));
+    let (kind, when) = row[5].split_once(':').unwrap();
+    (
+        u8::from_str_radix(kind, 16).unwrap(),
+        u64::from_str_radix(when, 16).unwrap(),
+    )
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn an_mllp_destination_probes_an_idle_peer_after_its_configured_keepalive_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let probed = MllpPeer::start(|_, _| "AA");
+    let quiet = MllpPeer::start(|_, _| "AA");
+    let destinations = format!(
+        "  - name: probed\n    mllp: {{ connect: \"{}\", keepalive: 7s }}\n  - name: quiet\n    mllp: {{ connect: \"{}\", keepalive: false }}\n",
+        probed.addr, quiet.addr
+    );
+    let (mut engine, addr) = start_channel(dir.path(), "ka", &destinations);
+    send_all(addr, &ids("KA", 1));
+    assert!(eventually(10, || probed.times("KA000") == 1
+        && quiet.times("KA000") == 1));
+    // Let the ACK exchange finish, so no retransmission timer stands in for the idle one.
+    std::thread::sleep(Duration::from_millis(300));
+    // Without the configured idle time the kernel's default (2 h) would be on the timer.
+    let (kind, left) = engine_keepalive_timer(probed.addr);
+    assert_eq!(
+        kind, 2,
+        "keep-alive timer not running on the probed destination"
+    );
+    assert!(left <= 700, "{left} / 100 s left, expected at most 7 s");
+    let (kind, _) = engine_keepalive_timer(quiet.addr);
+    assert_eq!(
+        kind, 0,
+        "a timer runs on the idle connection with keepalive: false"
+    );
+    assert_eq!(engine.stop(), Some(0));
+}

@@ -753,12 +753,40 @@ impl Ctx<'_> {
             connect_timeout,
             send_timeout,
             ack_timeout,
-            keepalive: m.keepalive.unwrap_or(true),
+            keepalive: self.keepalive(&at.key("keepalive"), m.keepalive.as_ref()),
             start_byte,
             end_bytes,
             tls,
             on_nak: m.on_nak,
         })
+    }
+
+    /// `true` (probes after 60s idle), `false`, or the idle time itself; the kernel counts it in whole
+    /// seconds, so less than one second is refused rather than silently rounded.
+    fn keepalive(&mut self, at: &YamlPath, value: Option<&Text>) -> Option<Duration> {
+        const DEFAULT: Duration = Duration::from_secs(60);
+        match value.map(|Text(t)| t.as_str()) {
+            None | Some("true") => Some(DEFAULT),
+            Some("false") => None,
+            Some(text) => match parse_duration(text) {
+                Ok(d) if d >= Duration::from_secs(1) => Some(d),
+                Ok(_) => {
+                    self.invalid(
+                        at,
+                        "keep-alive idle time",
+                        text,
+                        "must be 1s or more".into(),
+                    );
+                    Some(DEFAULT)
+                }
+                Err(reason) => {
+                    let reason =
+                        format!("expected true, false or an idle time like 30s ({reason})");
+                    self.invalid(at, "keep-alive idle time", text, reason);
+                    Some(DEFAULT)
+                }
+            },
+        }
     }
 
     fn file_destination(&mut self, at: &YamlPath, f: &RawFileDestination) -> FileDestination {

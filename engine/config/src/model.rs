@@ -315,9 +315,9 @@ pub struct MllpDestination {
     pub send_timeout: Duration,
     /// Time allowed for the ACK (default 30s).
     pub ack_timeout: Duration,
-    /// TCP keep-alive probes on the (always persistent) connection, so a peer that vanished without
-    /// closing is noticed (default true).
-    pub keepalive: bool,
+    /// Idle time before TCP keep-alive probes start on the (always persistent) connection, so a peer that
+    /// vanished without closing is noticed; `None` when turned off (default 60s).
+    pub keepalive: Option<Duration>,
     /// Start-of-block byte (default 0x0B).
     pub start_byte: u8,
     /// End-of-block bytes (default 0x1C 0x0D); the ACK is expected framed the same way.

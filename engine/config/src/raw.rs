@@ -251,7 +251,7 @@ pub(crate) struct RawMllpDestination {
     pub connect_timeout: Option<Text>,
     pub send_timeout: Option<Text>,
     pub ack_timeout: Option<Text>,
-    pub keepalive: Option<bool>,
+    pub keepalive: Option<Text>,
     pub start_byte: Option<u8>,
     pub end_bytes: Option<Vec<u8>>,
     pub tls: Option<RawClientTls>,

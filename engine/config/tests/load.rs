@@ -141,7 +141,7 @@ fn the_full_example_loads_with_every_field() {
     assert_eq!(mllp.connect, "127.0.0.1:6661");
     assert_eq!(mllp.ack_timeout, Duration::from_secs(10));
     assert_eq!(mllp.connect_timeout, Duration::from_secs(10));
-    assert!(mllp.keepalive);
+    assert_eq!(mllp.keepalive, Some(Duration::from_secs(60)));
     assert_eq!(mllp.on_nak, OnNak::Retry);
     let retry = RetryPolicy {
         initial: Duration::from_secs(1),
@@ -259,7 +259,7 @@ fn mllp_destination_timeouts_keepalive_and_framing_are_read() {
             Duration::from_secs(30)
         )
     );
-    assert!(defaults.keepalive);
+    assert_eq!(defaults.keepalive, Some(Duration::from_secs(60)));
     assert_eq!(
         (defaults.start_byte, defaults.end_bytes.as_slice()),
         (0x0B, &[0x1C, 0x0D][..])
@@ -277,7 +277,11 @@ fn mllp_destination_timeouts_keepalive_and_framing_are_read() {
             Duration::from_secs(60)
         )
     );
-    assert!(!set.keepalive);
+    assert_eq!(set.keepalive, None);
+    assert_eq!(
+        load(&mllp_destination(", keepalive: 15s")).keepalive,
+        Some(Duration::from_secs(15))
+    );
     assert_eq!(
         (set.start_byte, set.end_bytes.as_slice()),
         (0x02, &[0x03][..])
@@ -312,6 +316,24 @@ fn mllp_destination_send_timeout_and_framing_are_checked() {
             && errors[0].contains(
                 "source.mllp.end_bytes: the start byte and the end bytes must all differ"
             ),
+        "{errors:#?}"
+    );
+}
+
+#[test]
+fn keepalive_takes_true_false_or_an_idle_time_of_a_second_or_more() {
+    let errors = errors_of(&mllp_destination(", keepalive: soon"));
+    assert!(
+        errors.len() == 1
+            && errors[0].contains(
+                "destinations[0].mllp.keepalive: invalid keep-alive idle time 'soon': expected true, \
+                 false or an idle time like 30s"
+            ),
+        "{errors:#?}"
+    );
+    let errors = errors_of(&mllp_destination(", keepalive: 500ms"));
+    assert!(
+        errors.len() == 1 && errors[0].contains("'500ms': must be 1s or more"),
         "{errors:#?}"
     );
 }

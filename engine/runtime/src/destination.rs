@@ -105,7 +105,7 @@ impl Connector {
                 config.connect_timeout = m.connect_timeout;
                 config.send_timeout = m.send_timeout;
                 config.ack_timeout = m.ack_timeout;
-                config.keepalive = m.keepalive.then_some(Duration::from_secs(60));
+                config.keepalive = m.keepalive;
                 config.framing.start_byte = m.start_byte;
                 config.framing.end_byte = m
                     .end_bytes
