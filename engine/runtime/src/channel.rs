@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use futures::stream::{FuturesOrdered, StreamExt};
@@ -50,6 +50,14 @@ pub struct ChannelShared {
     /// Whether logs may carry message content (thrown values, peers' answers); off unless the channel
     /// sets `log_content: true`.
     pub log_content: bool,
+}
+
+impl ChannelShared {
+    /// The senders waiting for their verdict under `ack: processed`. A poisoned lock only means a thread
+    /// panicked while holding it; the map itself is intact, and refusing it would leave senders hanging.
+    pub fn waiting(&self) -> MutexGuard<'_, HashMap<u64, oneshot::Sender<Verdict>>> {
+        self.waiters.lock().unwrap_or_else(PoisonError::into_inner)
+    }
 }
 
 /// A destination's worker settings and counters.
@@ -300,7 +308,7 @@ fn finish(
             warn!(channel = %ch.name, control_id, seq, error = %shown, "message errored");
         }
     }
-    let waiter = ch.waiters.lock().ok().and_then(|mut w| w.remove(&seq));
+    let waiter = ch.waiting().remove(&seq);
     if let Some(tx) = waiter {
         let _ = tx.send(verdict);
     }

@@ -99,31 +99,36 @@ async fn store_and_answer(
     let control_id = meta.control_id.clone().unwrap_or_default();
     let wants_verdict = ch.ack == AckMode::Processed && invalid.is_none();
     // The inbox worker may lease the message as soon as it is written (its idle poll needs no
-    // wake-up), so under `ack: processed` the waiter is registered under the same lock the worker
-    // takes to answer: otherwise a fast worker could answer nobody and the sender would wait forever.
-    let received = if wants_verdict {
-        match ch.waiters.lock() {
-            Ok(mut waiters) => ch.store.receive(&ch.name, payload, meta).map(|p| {
+    // wake-up), so under `ack: processed` the waiter is registered when the store announces the
+    // sequence id, before the message is visible: otherwise a fast worker could answer nobody and the
+    // sender would wait forever. The lock is held for the map insert only, not across the write.
+    let mut wait = None;
+    let mut announced = None;
+    let received = ch
+        .store
+        .receive_announced(&ch.name, payload, meta, &mut |seq| {
+            if wants_verdict {
                 let (tx, rx) = oneshot::channel();
-                waiters.insert(p.seq(), tx);
-                (p, Some(rx))
-            }),
-            Err(_) => {
-                error!(channel = %ch.name, control_id, "ACK waiters unusable; answering with an error");
-                return Answer::NotStored(String::from("message could not be stored"));
+                ch.waiting().insert(seq, tx);
+                wait = Some(rx);
+                announced = Some(seq);
             }
+        });
+    let forget = |seq: Option<u64>| {
+        if let Some(seq) = seq {
+            ch.waiting().remove(&seq);
         }
-    } else {
-        ch.store.receive(&ch.name, payload, meta).map(|p| (p, None))
     };
-    let (pending, wait) = match received {
-        Ok(r) => r,
+    let pending = match received {
+        Ok(p) => p,
         Err(e) => {
+            forget(announced);
             error!(channel = %ch.name, control_id, error = %e, "cannot store message");
             return Answer::NotStored(String::from("message could not be stored"));
         }
     };
     if let Err(e) = pending.durable().await {
+        forget(announced);
         error!(channel = %ch.name, control_id, error = %e, "message not durable; answering with an error");
         return Answer::NotStored(String::from("message could not be stored"));
     }

@@ -559,12 +559,19 @@ impl Store for SledStore {
         self.keyring.install(channel, cipher);
     }
 
-    fn receive(&self, channel: &str, raw: &[u8], meta: ReceiveMeta) -> Result<Pending> {
+    fn receive_announced(
+        &self,
+        channel: &str,
+        raw: &[u8],
+        meta: ReceiveMeta,
+        announce: &mut dyn FnMut(u64),
+    ) -> Result<Pending> {
         // sled persists its id generator ahead of use, so ids are never handed out twice, even after kill -9.
         let seq = self
             .db
             .generate_id()
             .map_err(StoreError::backend("allocating a sequence id"))?;
+        announce(seq);
         let control_id = meta.control_id.clone();
         self.inbox
             .insert(

@@ -42,7 +42,20 @@ pub trait Store: Send + Sync {
     fn set_channel_cipher(&self, channel: &str, cipher: Option<Cipher>);
 
     /// Stores a raw message in the channel's inbox; wait on the returned [`Pending`] before acknowledging.
-    fn receive(&self, channel: &str, raw: &[u8], meta: ReceiveMeta) -> Result<Pending>;
+    fn receive(&self, channel: &str, raw: &[u8], meta: ReceiveMeta) -> Result<Pending> {
+        self.receive_announced(channel, raw, meta, &mut |_| {})
+    }
+
+    /// [`Store::receive`], calling `announce` with the message's sequence id before the message becomes
+    /// visible to [`Store::lease_inbox`], so a caller can register interest in its processing without a
+    /// lock held across the write. When this returns an error after announcing, the message was not stored.
+    fn receive_announced(
+        &self,
+        channel: &str,
+        raw: &[u8],
+        meta: ReceiveMeta,
+        announce: &mut dyn FnMut(u64),
+    ) -> Result<Pending>;
 
     /// Leases up to `max` inbox messages of a channel that no one else holds, oldest first.
     fn lease_inbox(&self, channel: &str, max: usize) -> Result<Vec<InboxLease>>;

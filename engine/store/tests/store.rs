@@ -667,3 +667,19 @@ fn temporary_store_works_like_the_disk_one() {
     let seq = store_one(&store, "adt", 1);
     assert_eq!(store.raw("adt", seq).unwrap().unwrap(), message(1));
 }
+
+#[test]
+fn a_message_is_announced_before_a_worker_can_lease_it() {
+    let store = SledStore::temporary().unwrap();
+    let mut announced = Vec::new();
+    let pending = store
+        .receive_announced("adt", &message(1), meta("C1"), &mut |seq| {
+            // Whoever waits for this message's verdict registers here; no worker may have it yet.
+            assert!(store.lease_inbox("adt", 10).unwrap().is_empty());
+            announced.push(seq);
+        })
+        .unwrap();
+    let stored = pending.wait().unwrap();
+    assert_eq!(announced, [stored.seq()]);
+    assert_eq!(lease_one(&store, "adt").seq(), stored.seq());
+}
