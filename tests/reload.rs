@@ -353,7 +353,8 @@ fn a_removed_channel_delivers_what_it_had_queued_before_it_stops() {
         ["Q1", "Q2", "Q3"],
         "delivered before the reload returned"
     );
-    assert!(!engine.log_text().contains("removed channel did not drain"));
+    let log = engine.log_text();
+    assert!(!log.contains("removed channel did not drain"), "{log}");
 
     // Added back, and this time removed while its destination stays down: after the drain period
     // it stops, says how many are left, and they go out once the channel is added back again.
