@@ -176,34 +176,40 @@ mod tests {
         }
     }
 
-    #[test]
-    fn waiters_registered_during_a_flush_share_the_next_one() {
+    /// A committer whose flushes are counted; its first flush is held until `during` more writers have
+    /// registered, and they must all be answered by the one flush after it.
+    fn held_first_flush(gather: Duration, during: usize) -> (Committer, Arc<AtomicUsize>) {
         let flushes = Arc::new(AtomicUsize::new(0));
         let (entered_tx, entered_rx) = std::sync::mpsc::channel();
         let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
         let release_rx = Mutex::new(release_rx);
         let counter = Arc::clone(&flushes);
-        let committer = Committer::start(GATHER_WINDOW, move || {
-            counter.fetch_add(1, Ordering::SeqCst);
-            let _ = entered_tx.send(());
-            let _ = release_rx.lock().unwrap().recv();
+        let committer = Committer::start(gather, move || {
+            if counter.fetch_add(1, Ordering::SeqCst) == 0 {
+                let _ = entered_tx.send(());
+                let _ = release_rx.lock().unwrap().recv();
+            }
             Ok(())
         })
         .unwrap();
         let first = committer.register();
         entered_rx.recv().unwrap();
-        // The first flush is running: everything registered now must wait for a second, shared flush.
-        let rest: Vec<_> = (0..50).map(|_| committer.register()).collect();
-        release_tx.send(()).unwrap();
+        let rest: Vec<_> = (0..during).map(|_| committer.register()).collect();
         release_tx.send(()).unwrap();
         wait_blocking(first).unwrap();
         for rx in rest {
             wait_blocking(rx).unwrap();
         }
         assert_eq!(flushes.load(Ordering::SeqCst), 2);
+        (committer, flushes)
     }
 
-    /// A committer whose flushes are counted, with the batch sizes they answered.
+    #[test]
+    fn waiters_registered_during_a_flush_share_the_next_one() {
+        held_first_flush(GATHER_WINDOW, 50);
+    }
+
+    /// A committer whose flushes are counted.
     fn counted(gather: Duration) -> (Committer, Arc<AtomicUsize>) {
         let flushes = Arc::new(AtomicUsize::new(0));
         let counter = Arc::clone(&flushes);
@@ -217,30 +223,9 @@ mod tests {
 
     #[test]
     fn writers_that_come_back_one_by_one_share_one_flush() {
-        let flushes = Arc::new(AtomicUsize::new(0));
-        let (entered_tx, entered_rx) = std::sync::mpsc::channel();
-        let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
-        let release_rx = Mutex::new(release_rx);
-        let counter = Arc::clone(&flushes);
-        // A window far longer than the test needs makes the gathering deterministic.
-        let committer = Committer::start(Duration::from_secs(30), move || {
-            if counter.fetch_add(1, Ordering::SeqCst) == 0 {
-                let _ = entered_tx.send(());
-                let _ = release_rx.lock().unwrap().recv();
-            }
-            Ok(())
-        })
-        .unwrap();
-        let first = committer.register();
-        entered_rx.recv().unwrap();
-        // Five writers arrive during the first flush, so the second one answers five.
-        let five: Vec<_> = (0..5).map(|_| committer.register()).collect();
-        release_tx.send(()).unwrap();
-        wait_blocking(first).unwrap();
-        for rx in five {
-            wait_blocking(rx).unwrap();
-        }
-        assert_eq!(flushes.load(Ordering::SeqCst), 2);
+        // A window far longer than the test needs makes the gathering deterministic; five writers arrive
+        // during the first flush, so the second one answers five.
+        let (committer, flushes) = held_first_flush(Duration::from_secs(30), 5);
         // The five come back one at a time, as senders do after their ACK: one flush answers them all.
         let started = Instant::now();
         let mut again = Vec::new();
