@@ -42,7 +42,7 @@ pub struct ChannelShared {
     /// Wakes the inbox worker.
     pub inbox: Arc<Notify>,
     /// Answers for `ack: processed`, by sequence id.
-    pub waiters: Mutex<HashMap<u64, oneshot::Sender<Verdict>>>,
+    waiters: Mutex<HashMap<u64, oneshot::Sender<Verdict>>>,
     /// Channel counters.
     pub metrics: Arc<ChannelMetrics>,
     /// Whether the channel's sources take messages (paused channels refuse with AE).

@@ -103,38 +103,37 @@ async fn store_and_answer(
     // sequence id, before the message is visible: otherwise a fast worker could answer nobody and the
     // sender would wait forever. The lock is held for the map insert only, not across the write.
     let mut wait = None;
-    let mut announced = None;
     let received = ch
         .store
         .receive_announced(&ch.name, payload, meta, &mut |seq| {
             if wants_verdict {
                 let (tx, rx) = oneshot::channel();
                 ch.waiting().insert(seq, tx);
-                wait = Some(rx);
-                announced = Some(seq);
+                wait = Some((seq, rx));
             }
         });
-    let forget = |seq: Option<u64>| {
-        if let Some(seq) = seq {
-            ch.waiting().remove(&seq);
+    // A sender told the message was not stored is not waiting for its verdict.
+    let forget = |wait: &Option<(u64, _)>| {
+        if let Some((seq, _)) = wait {
+            ch.waiting().remove(seq);
         }
     };
     let pending = match received {
         Ok(p) => p,
         Err(e) => {
-            forget(announced);
+            forget(&wait);
             error!(channel = %ch.name, control_id, error = %e, "cannot store message");
             return Answer::NotStored(String::from("message could not be stored"));
         }
     };
     if let Err(e) = pending.durable().await {
-        forget(announced);
+        forget(&wait);
         error!(channel = %ch.name, control_id, error = %e, "message not durable; answering with an error");
         return Answer::NotStored(String::from("message could not be stored"));
     }
     inc(&ch.metrics.received);
     ch.inbox.notify_one();
-    Answer::Stored(match (invalid, ch.ack, wait) {
+    Answer::Stored(match (invalid, ch.ack, wait.map(|(_, rx)| rx)) {
         (Some(reason), _, _) => Outcome::Reject(reason),
         (None, AckMode::None, _) => Outcome::NoAck,
         (None, _, Some(rx)) => match rx.await {
