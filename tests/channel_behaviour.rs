@@ -416,6 +416,66 @@ fn file_source_reads_message_streams_and_batches_and_refuses_what_is_not_hl7() {
 }
 
 #[test]
+fn a_stop_part_way_through_a_file_leaves_its_unread_messages_in_the_folder_for_the_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let inbox = dir.path().join("inbox");
+    let out = dir.path().join("out");
+    std::fs::create_dir_all(&inbox).unwrap();
+    // Under ack: processed each message is offered only after the one before it went through the
+    // pipeline, so reading this file takes seconds and the stop lands in the middle of it.
+    let total = 3000;
+    let ids: Vec<String> = (1..=total).map(|n| format!("BIG{n:05}")).collect();
+    let file: String = ids.iter().map(|id| adt(id)).collect();
+    std::fs::write(inbox.join("big.hl7"), file).unwrap();
+
+    let mut engine = Engine::new(dir.path());
+    folder_channel(&engine, &inbox, &out, "processed");
+    engine.start();
+    assert!(eventually(20, || out.join("BIG00001.hl7").exists()));
+    assert_eq!(engine.stop(), Some(0), "{}", engine.log_text());
+
+    let remainder: Vec<String> = files_in(&inbox)
+        .into_iter()
+        .filter(|n| n.starts_with("big.from-"))
+        .collect();
+    assert_eq!(
+        remainder.len(),
+        1,
+        "the unread part should wait in the folder: {:?}",
+        files_in(&inbox)
+    );
+    assert_eq!(files_in(&inbox.join("processed")), ["big.hl7"]);
+    let unread = std::fs::read_to_string(inbox.join(&remainder[0])).unwrap();
+    let first_unread = unread.split('\r').find(|s| s.starts_with("MSH|")).unwrap();
+    let first_unread = first_unread.split('|').nth(9).unwrap().to_owned();
+    let stored_before = stored_ids(&dir.path().join("data"), "folder");
+    assert_eq!(
+        Some(&first_unread),
+        ids.get(stored_before.len()),
+        "the remainder starts right after the last stored message"
+    );
+    assert_eq!(
+        remainder[0],
+        format!("big.from-{}.hl7", stored_before.len() + 1)
+    );
+
+    // The restarted engine reads the remainder: every message is stored exactly once.
+    engine.start();
+    assert!(
+        eventually(60, || files_in(&out).len() == total),
+        "{} of {total} delivered",
+        files_in(&out).len()
+    );
+    assert!(eventually(10, || files_in(&inbox.join("processed")).len() == 2));
+    assert_eq!(engine.stop(), Some(0));
+    assert_eq!(
+        stored_ids(&dir.path().join("data"), "folder"),
+        ids,
+        "each message of the file stored exactly once"
+    );
+}
+
+#[test]
 fn a_file_that_stops_part_way_leaves_only_its_unstored_messages_in_error() {
     let dir = tempfile::tempdir().unwrap();
     let inbox = dir.path().join("inbox");

@@ -127,7 +127,7 @@ pub fn stored_messages(data: &std::path::Path, channel: &str) -> Vec<serde_json:
         "--data",
         data.to_str().unwrap(),
         "--limit",
-        "1000",
+        "100000",
         "--json",
     ]);
     assert!(

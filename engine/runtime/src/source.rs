@@ -260,7 +260,7 @@ async fn poll_folder(f: FileSource, ch: Arc<ChannelShared>, stop: CancellationTo
             if stop.is_cancelled() || ch.paused.load(Ordering::Relaxed) {
                 break;
             }
-            let outcome = read_file(&ch, &path).await;
+            let outcome = read_file(&ch, &path, &stop).await;
             settle_file(&ch, &f.dir, &path, outcome);
         }
         tokio::select! {
@@ -277,7 +277,12 @@ fn list_files(dir: &std::path::Path, pattern: &glob::Pattern) -> Vec<std::path::
     let mut files: Vec<_> = entries
         .filter_map(Result::ok)
         .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
-        .filter(|e| pattern.matches(&e.file_name().to_string_lossy()))
+        // Hidden files are files still being written (rsync, SFTP uploads, our own remainders).
+        .filter(|e| {
+            let name = e.file_name();
+            let name = name.to_string_lossy();
+            !name.starts_with('.') && pattern.matches(&name)
+        })
         .map(|e| e.path())
         .collect();
     files.sort();
@@ -299,13 +304,25 @@ enum FileOutcome {
         /// Content-free: the full reason of a message that errored is on its record.
         reason: String,
     },
+    /// The engine began stopping between two messages: the first `stored` are in the store, `rest`
+    /// (from 1-based `from` on) has not been offered.
+    Interrupted {
+        stored: usize,
+        from: usize,
+        rest: Vec<Vec<u8>>,
+    },
 }
 
 /// Offer a file's messages one by one. A message that is stored is never offered again, so
 /// reading stops at the first one the channel did not take: one that could not be stored (paused
 /// channel, store failure), or under `ack: processed` one whose processing ended in AE/AR (it is
 /// stored as errored, with the reason, for `junction messages`; later messages must not overtake it).
-async fn read_file(ch: &ChannelShared, path: &std::path::Path) -> FileOutcome {
+/// A stop is honoured between messages, so a large file never holds the engine's shutdown.
+async fn read_file(
+    ch: &ChannelShared,
+    path: &std::path::Path,
+    stop: &CancellationToken,
+) -> FileOutcome {
     let bytes = match std::fs::read(path) {
         Ok(b) => b,
         Err(e) => return FileOutcome::Unreadable(e.to_string()),
@@ -321,6 +338,13 @@ async fn read_file(ch: &ChannelShared, path: &std::path::Path) -> FileOutcome {
     let mut messages = batch.messages.into_iter();
     let mut index = 0;
     while let Some(message) = messages.next() {
+        if stop.is_cancelled() {
+            return FileOutcome::Interrupted {
+                stored: index,
+                from: index + 1,
+                rest: std::iter::once(message).chain(messages).collect(),
+            };
+        }
         index += 1;
         let header = MshHeader::peek(&message);
         let (stored, reason) = match store_and_answer(ch, &message, header.as_ref(), None).await {
@@ -392,25 +416,48 @@ fn settle_file(
             rest,
             reason,
         } => {
-            let names = (1..).map(|n| remainder_name(path, from, n));
-            match write_new(&dir.join("error"), names.take(1000), &rest.concat()) {
-                Ok(remainder) => {
-                    warn!(channel = %ch.name, file = %name, messages = stored, remainder = %remainder, error = %reason,
-                        "file read in part; the messages not stored are in error/, the file moved to processed/");
-                    "processed"
-                }
-                // Leaving the file where it is retries it whole: its first messages would be stored twice,
-                // which is better than losing the rest.
-                Err(e) => {
-                    error!(channel = %ch.name, file = %name, error = %e, "cannot write the unread remainder to error/; file left in place");
-                    return;
-                }
-            }
+            let Some(remainder) = set_aside(ch, &dir.join("error"), path, from, &rest) else {
+                return;
+            };
+            warn!(channel = %ch.name, file = %name, messages = stored, remainder = %remainder, error = %reason,
+                "file read in part; the messages not stored are in error/, the file moved to processed/");
+            "processed"
+        }
+        // Nothing of it was taken: the file is read whole after the restart.
+        FileOutcome::Interrupted { stored: 0, .. } => return,
+        // The unread part stays in the folder under a name that sorts beside the original's, so the
+        // restarted engine goes on where this one stopped instead of storing the first part again.
+        FileOutcome::Interrupted { stored, from, rest } => {
+            let Some(remainder) = set_aside(ch, dir, path, from, &rest) else {
+                return;
+            };
+            info!(channel = %ch.name, file = %name, messages = stored, remainder = %remainder,
+                "stopping part-way through a file; the unread messages stay in the folder, the file moved to processed/");
+            "processed"
         }
     };
     if let Err(e) = std::fs::rename(path, dir.join(target).join(&name)) {
         error!(channel = %ch.name, file = %name, error = %e, "cannot move file");
     }
+}
+
+/// Writes the messages of `path` from the `from`th on to a new file in `dir` (see [`write_new`]) and
+/// returns its name; `None` (logged) when that fails, and the caller leaves the file in place: read
+/// again whole, its first messages would be stored twice, which is better than losing the rest.
+fn set_aside(
+    ch: &ChannelShared,
+    dir: &std::path::Path,
+    path: &std::path::Path,
+    from: usize,
+    rest: &[Vec<u8>],
+) -> Option<String> {
+    let names = (1..).map(|n| remainder_name(path, from, n));
+    write_new(dir, names.take(1000), &rest.concat())
+        .map_err(|e| {
+            error!(channel = %ch.name, file = %path.file_name().unwrap_or_default().to_string_lossy(), error = %e,
+                "cannot write the unread remainder of a file; file left in place");
+        })
+        .ok()
 }
 
 /// `adt.hl7` -> `adt.from-3.hl7` (the `n`th such remainder: `adt.from-3-n.hl7`): still matches the
