@@ -377,6 +377,140 @@ fn oru_r01_report_with_typed_observation_values() {
 }
 
 #[test]
+fn oru_r01_specimens_are_linked_from_their_reports_and_observations() {
+    let b = bundle("oru_r01_specimen.hl7");
+    let p = one(&b, "Patient");
+    let report = |code: &str| {
+        find(&b, "DiagnosticReport", |r| {
+            r["code"]["coding"][0]["code"] == code
+        })
+    };
+    let (covid, hemoglobin) = (report("94500-6"), report("718-7"));
+    let swab = find(&b, "Specimen", |s| {
+        s["type"]["coding"][0]["code"] == "258500001"
+    });
+    let blood = find(&b, "Specimen", |s| s["type"]["coding"][0]["code"] == "BLD");
+    assert_eq!(
+        covid["specimen"],
+        serde_json::json!([{"reference": reference_to(swab)}])
+    );
+    assert_eq!(
+        hemoglobin["specimen"],
+        serde_json::json!([{"reference": reference_to(blood)}])
+    );
+
+    // SPM-2 placer/filler, SPM-31 other id, SPM-32 shipment id; SPM-30 accession.
+    let ids: Vec<(&Value, &Value)> = swab["identifier"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| (&i["value"], &i["type"]["coding"][0]["code"]))
+        .collect();
+    assert_eq!(
+        ids,
+        [
+            (&Value::from("SP-1"), &Value::from("PLAC")),
+            (&Value::from("LS-1"), &Value::from("FILL")),
+            (&Value::from("OTH-5"), &Value::Null),
+            (&Value::from("SHIP-9"), &Value::from("SHIP")),
+        ]
+    );
+    assert_eq!(swab["identifier"][2]["system"], "urn:id:STATELAB");
+    assert_eq!(swab["accessionIdentifier"]["value"], "ACC-77");
+    assert_eq!(swab["accessionIdentifier"]["system"], "urn:id:CITYLAB");
+    assert_eq!(swab["subject"]["reference"], reference_to(p));
+    assert_eq!(swab["status"], "available", "SPM-20 Y");
+    assert_eq!(
+        swab["type"]["coding"][0]["system"],
+        "http://snomed.info/sct"
+    );
+    let collection = &swab["collection"];
+    assert_eq!(
+        collection["method"]["coding"][0],
+        serde_json::json!({"system": "http://terminology.hl7.org/CodeSystem/v2-0488", "code": "SWA", "display": "Swab"})
+    );
+    assert_eq!(collection["bodySite"]["coding"][0]["code"], "71836000");
+    assert_eq!(
+        collection["quantity"],
+        serde_json::json!({"value": 2, "unit": "mL"})
+    );
+    assert_eq!(
+        collection["collectedPeriod"],
+        serde_json::json!({"start": "2024-02-21T07:55:00-08:00", "end": "2024-02-21T08:00:00-08:00"}),
+        "SPM-17 with an end"
+    );
+    assert_eq!(swab["receivedTime"], "2024-02-21T08:30:00-08:00");
+    assert_eq!(swab["note"][0]["text"], "Collected at the drive-through");
+    assert_eq!(
+        swab["condition"][0]["coding"][0]["system"],
+        "http://terminology.hl7.org/CodeSystem/v2-0493"
+    );
+    assert_eq!(swab["container"][0]["type"]["coding"][0]["code"], "VTM");
+    assert_eq!(
+        swab["container"][0]["additiveCodeableConcept"]["coding"][0]["code"],
+        "AMIES"
+    );
+    assert_eq!(
+        entry_of(&b, swab)["request"],
+        serde_json::json!({"method": "PUT", "url": format!("Specimen/{}", swab["id"].as_str().unwrap())})
+    );
+
+    assert_eq!(
+        blood["collection"]["collectedDateTime"],
+        "2024-02-21T08:10:00-08:00"
+    );
+    assert_eq!(
+        blood["type"]["coding"][0]["system"],
+        "http://terminology.hl7.org/CodeSystem/v2-0487"
+    );
+    assert!(blood.get("identifier").is_none(), "{blood}");
+    assert_ne!(swab["id"], blood["id"]);
+
+    // The OBX after an SPM is about the specimen (focus), not one of the report's results.
+    let temperature = find(&b, "Observation", |o| {
+        o["code"]["coding"][0]["code"] == "SPECTEMP"
+    });
+    assert_eq!(
+        temperature["focus"],
+        serde_json::json!([{"reference": reference_to(swab)}])
+    );
+    assert_eq!(temperature["subject"]["reference"], reference_to(p));
+    assert_eq!(temperature["note"][0]["text"], "Kept on ice");
+    let result = find(&b, "Observation", |o| {
+        o["code"]["coding"][0]["code"] == "94500-6"
+    });
+    assert_eq!(
+        covid["result"],
+        serde_json::json!([{"reference": reference_to(result)}])
+    );
+    assert!(result.get("focus").is_none());
+}
+
+#[test]
+fn oml_o21_specimen_is_the_orders_specimen() {
+    let b = bundle("oml_o21.hl7");
+    let sr = one(&b, "ServiceRequest");
+    let s = one(&b, "Specimen");
+    assert_eq!(
+        sr["specimen"],
+        serde_json::json!([{"reference": reference_to(s)}])
+    );
+    assert_eq!(s["identifier"][0]["value"], "SP-301");
+    assert_eq!(s["type"]["coding"][0]["code"], "BLDV");
+    assert_eq!(
+        s["collection"]["collectedDateTime"],
+        "2024-03-02T09:50:00+01:00"
+    );
+    assert_eq!(s["subject"]["reference"], reference_to(one(&b, "Patient")));
+    let tubes = one(&b, "Observation");
+    assert_eq!(tubes["focus"][0]["reference"], reference_to(s));
+    assert!(
+        sr.get("supportingInfo").is_none(),
+        "an OBX of the SPECIMEN group is about the specimen, not the order"
+    );
+}
+
+#[test]
 fn orm_o01_and_oml_o21_give_service_requests() {
     let b = bundle("orm_o01.hl7");
     let sr = one(&b, "ServiceRequest");
