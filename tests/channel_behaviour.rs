@@ -216,6 +216,51 @@ fn ack_none_answers_nothing_and_still_stores_and_delivers() {
 }
 
 #[test]
+fn a_ctrl_c_during_start_up_is_held_until_the_channels_are_up_then_stops_them_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut engine = Engine::new(dir.path());
+    // Enough channels that starting them takes a while after the store opens.
+    for n in 0..12 {
+        engine.channel(
+            &format!("c{n}.yaml"),
+            &format!(
+                "name: c{n}\nsource:\n  mllp: {{ listen: \"{}\" }}\n\
+                 transform: 'msg[\"MSH-3\"] = \"C{n}\"; msg'\n\
+                 destinations:\n  - name: out\n    file: {{ dir: \"{}\" }}\n",
+                free_addr(),
+                dir.path().join("out").display()
+            ),
+        );
+    }
+    engine.start();
+    // The signal goes out the moment the engine says it is opening the store, which takes about 100 ms:
+    // it lands before any channel is up.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while !engine.log_text().contains("opening the store") {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{}",
+            engine.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    engine.signal("INT");
+    assert!(
+        eventually(20, || engine.log_text().contains("all channels stopped")),
+        "no clean stop after a SIGINT during start-up:\n{}",
+        engine.log_text()
+    );
+    assert_eq!(engine.stop(), Some(0), "{}", engine.log_text());
+    let log = engine.log_text();
+    let running = log.find("junction running");
+    let stopping = log.find("stopping: no new messages");
+    assert!(
+        running.is_some() && running < stopping,
+        "the channels came up, then stopped:\n{log}"
+    );
+}
+
+#[test]
 fn ctrl_c_stops_accepting_finishes_in_flight_messages_and_exits_0() {
     const SENDERS: usize = 4;
     const PER_SENDER: usize = 100;

@@ -51,6 +51,8 @@ pub fn run(args: RunArgs) -> ExitCode {
         // Registered before anything can accept a message, so a Ctrl-C or SIGTERM during start-up is
         // held until the channels are up and then stops them cleanly, instead of killing the process.
         let mut signals = Signals::new();
+        // A large store can take a while to open: say what the engine is waiting for.
+        info!(data = %args.data.display(), "opening the store");
         let store: Arc<dyn Store> = match SledStore::open(args.data.join("store")) {
             Ok(s) => Arc::new(s),
             Err(e) => {
