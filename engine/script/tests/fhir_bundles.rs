@@ -587,9 +587,35 @@ fn vxu_v04_gives_immunization() {
     assert_eq!(coverage["subscriberId"], "MCD-4004");
     let payer = find(&b, "Organization", |o| o["name"] == "State Medicaid");
     assert_eq!(coverage["payor"][0]["reference"], reference_to(payer));
+    let eligibility = one(&b, "Observation");
     assert_eq!(
-        one(&b, "Observation")["valueCodeableConcept"]["coding"][0]["code"],
+        eligibility["valueCodeableConcept"]["coding"][0]["code"],
         "V02"
+    );
+    assert_eq!(
+        eligibility["partOf"],
+        serde_json::json!([{"reference": reference_to(im)}]),
+        "an OBX of the ORDER group is part of its Immunization"
+    );
+}
+
+#[test]
+fn vxu_v04_visit_is_the_immunizations_encounter() {
+    let b = bundle("vxu_v04.hl7");
+    let e = encounter(&b, "V4004");
+    assert_eq!(e["class"]["code"], "AMB");
+    assert_eq!(e["reasonCode"][0]["coding"][0]["code"], "IMM", "PV2-3");
+    assert_eq!(
+        e["location"][0]["location"]["reference"],
+        reference_to(one(&b, "Location"))
+    );
+    assert_eq!(
+        one(&b, "Immunization")["encounter"],
+        serde_json::json!({"reference": reference_to(e)})
+    );
+    assert_eq!(
+        entry_of(&b, e)["request"]["url"],
+        "Encounter?identifier=urn:id:GOODHEALTH|V4004"
     );
 }
 
