@@ -356,26 +356,64 @@ fn a_removed_channel_delivers_what_it_had_queued_before_it_stops() {
     let log = engine.log_text();
     assert!(!log.contains("removed channel did not drain"), "{log}");
 
-    // Added back, and this time removed while its destination stays down: after the drain period
-    // it stops, says how many are left, and they go out once the channel is added back again.
+    // Added back with a second channel, and this time both are removed while their destination stays
+    // down, in the same reload that adds a third: the new channel is up at once, the two removed ones
+    // drain together (one drain period, not two), then stop, saying how many they left queued.
     engine.channel("leaving.yaml", &channel);
+    let second = SocketAddr::from(([127, 0, 0, 1], support::free_port()));
+    let second_channel = stamping_channel("leaving2", second, sink_addr, "w");
+    engine.channel("leaving2.yaml", &second_channel);
     assert_eq!(http(api, "POST", "/reload", Some(TOKEN)).0, 200);
     let mut client = connect_retrying(listen);
     drop(_sink);
     for id in ["Q4", "Q5"] {
         assert_eq!(client.send(&adt(id)).unwrap().0, "AA");
     }
+    assert_eq!(connect_retrying(second).send(&adt("W1")).unwrap().0, "AA");
     std::fs::remove_file(engine.channels.join("leaving.yaml")).unwrap();
-    assert_eq!(http(api, "POST", "/reload", Some(TOKEN)).0, 200);
-    let log = engine.log_text();
-    let warning = log
-        .lines()
-        .find(|l| l.contains("removed channel did not drain"))
-        .unwrap_or_else(|| panic!("no drain warning:\n{log}"));
-    assert!(
-        warning.contains("outboxes=2") && warning.contains("channel=leaving"),
-        "{warning}"
+    std::fs::remove_file(engine.channels.join("leaving2.yaml")).unwrap();
+    let arrives = SocketAddr::from(([127, 0, 0, 1], support::free_port()));
+    engine.channel(
+        "arrives.yaml",
+        &stamping_channel("arrives", arrives, sink_addr, "a"),
     );
+    let started = std::time::Instant::now();
+    let reload = std::thread::spawn(move || http(api, "POST", "/reload", Some(TOKEN)));
+    assert!(
+        eventually(5, || TcpStream::connect(arrives).is_ok()),
+        "the added channel waited for the removed ones to drain"
+    );
+    assert!(
+        !reload.is_finished(),
+        "the reload did not wait for the drain"
+    );
+    assert_eq!(reload.join().unwrap().0, 200);
+    let took = started.elapsed();
+    assert!(
+        took < std::time::Duration::from_secs(18),
+        "two removed channels drained one after the other ({took:?} for a 10 s drain period)"
+    );
+    let log = engine.log_text();
+    let warning = |name: &str| {
+        log.lines()
+            .find(|l| {
+                l.contains("removed channel did not drain")
+                    && l.contains(&format!("channel={name} "))
+            })
+            .unwrap_or_else(|| panic!("no drain warning for {name}:\n{log}"))
+            .to_owned()
+    };
+    assert!(
+        warning("leaving").contains("outboxes=2"),
+        "{}",
+        warning("leaving")
+    );
+    assert!(
+        warning("leaving2").contains("outboxes=1"),
+        "{}",
+        warning("leaving2")
+    );
+    std::fs::remove_file(engine.channels.join("arrives.yaml")).unwrap();
     let (_sink, _) = spawn_listen_at(&sink_file, sink_addr);
     engine.channel("leaving.yaml", &channel);
     assert_eq!(http(api, "POST", "/reload", Some(TOKEN)).0, 200);

@@ -1,7 +1,7 @@
-//! Reload: re-read the channels folder, validate all of it, then start added channels, stop
-//! removed ones (after delivering what they had queued, for up to [`REMOVED_CHANNEL_DRAIN`]) and
-//! restart changed ones. Queues live in the store, so a restarted channel's new
-//! workers pick up exactly where the old ones stopped.
+//! Reload: re-read the channels folder, validate all of it, then close removed channels' sources,
+//! restart changed channels, start added ones, and only then let the removed channels deliver what
+//! they had queued (together, for up to [`REMOVED_CHANNEL_DRAIN`]) before their workers stop. Queues
+//! live in the store, so a restarted channel's new workers pick up exactly where the old ones stopped.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -13,10 +13,10 @@ use tracing::{error, info, warn};
 
 use crate::channel::RunningChannel;
 use crate::pipeline::Pipeline;
-use crate::runtime::{build_all, fingerprint, start_order, ChannelHandle, EngineState};
+use crate::runtime::{build_all, fingerprint, retire, start_order, ChannelHandle, EngineState};
 
-/// How long a removed channel keeps delivering what its destinations had queued before it stops.
-/// Bounded because the reload (and every other reload) waits for it.
+/// How long removed channels keep delivering what their destinations had queued before they stop.
+/// Bounded because the reload (and every later reload) waits for it; the other channels are already up.
 pub const REMOVED_CHANNEL_DRAIN: Duration = Duration::from_secs(10);
 use crate::Runtime;
 
@@ -61,7 +61,7 @@ impl Runtime {
             return Err(ReloadError::Stopping);
         }
         self.set_state(EngineState::Reloading);
-        let report = self.apply(&mut set, &configs, &pipelines).await;
+        let (report, removed) = self.apply(&mut set, &configs, &pipelines).await;
         self.publish(&set);
         self.set_down(
             configs
@@ -70,6 +70,7 @@ impl Runtime {
                 .map(|c| c.name.clone())
                 .collect(),
         );
+        retire(self.store().as_ref(), removed, REMOVED_CHANNEL_DRAIN).await;
         self.set_state(EngineState::Running);
         info!(
             added = report.added.len(),
@@ -82,12 +83,14 @@ impl Runtime {
         Ok(report)
     }
 
+    /// Everything but the removed channels' drain: returns the report and the removed channels, sources
+    /// closed and workers still running, dependents first.
     async fn apply(
         &self,
         set: &mut Vec<ChannelHandle>,
         configs: &[ChannelConfig],
         pipelines: &[Arc<Pipeline>],
-    ) -> ReloadReport {
+    ) -> (ReloadReport, Vec<ChannelHandle>) {
         let mut report = ReloadReport::default();
         let mut keep = Vec::new();
         let mut to_stop = Vec::new();
@@ -110,22 +113,19 @@ impl Runtime {
             }
         }
         let mut previous: HashMap<String, (Arc<RunningChannel>, Arc<Pipeline>)> = HashMap::new();
-        for handle in to_stop {
+        let mut removed = Vec::new();
+        for mut handle in to_stop {
             let running = Arc::clone(&handle.running);
             let pipeline = Arc::clone(&handle.pipeline);
             let name = running.config.name.clone();
             if report.removed.contains(&name) {
-                let (inbox, outboxes) = handle
-                    .retire(self.store().as_ref(), REMOVED_CHANNEL_DRAIN)
-                    .await;
-                if inbox + outboxes > 0 {
-                    warn!(channel = %name, inbox, outboxes, drain_seconds = REMOVED_CHANNEL_DRAIN.as_secs(),
-                        "removed channel did not drain; its queued messages are kept and resume if the channel is added back");
-                }
+                // Its port is free from here on, for a channel this reload adds.
+                handle.close().await;
+                removed.push(handle);
             } else {
                 handle.stop().await;
+                previous.insert(name, (running, pipeline));
             }
-            previous.insert(name, (running, pipeline));
         }
         for config in start_order(configs) {
             if let Some(pos) = keep
@@ -168,6 +168,6 @@ impl Runtime {
                 }
             }
         }
-        report
+        (report, removed)
     }
 }

@@ -116,20 +116,31 @@ impl ChannelHandle {
         info!(channel = %self.running.config.name, "channel stopped");
     }
 
-    /// Stop a channel that is being removed: no new messages, then keep its workers delivering
-    /// what its inbox and destination queues hold until they are empty or `limit` has passed.
-    /// Returns how many messages are still queued (inbox, destination queues).
-    pub(crate) async fn retire(mut self, store: &dyn Store, limit: Duration) -> (u64, u64) {
+    /// Stop taking messages, keeping the workers running (a removed channel's first step, see [`retire`]).
+    pub(crate) async fn close(&mut self) {
         self.stop_sources().await;
-        let deadline = tokio::time::Instant::now() + limit;
-        let mut left = queued(store, &self.running);
-        while left != (0, 0) && tokio::time::Instant::now() < deadline {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-            left = queued(store, &self.running);
+    }
+}
+
+/// Let removed channels (their sources already closed) deliver what their inbox and destination queues
+/// hold, all at once, until every one of them is empty or `limit` has passed: their workers all run
+/// until then, so a hand-over from one removed channel to another still finds it. Then stop the
+/// workers in the given order and warn about each channel that left messages queued.
+pub(crate) async fn retire(store: &dyn Store, channels: Vec<ChannelHandle>, limit: Duration) {
+    let deadline = tokio::time::Instant::now() + limit;
+    let empty = || channels.iter().all(|h| queued(store, &h.running) == (0, 0));
+    while !empty() && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    for mut handle in channels {
+        handle.stop_workers().await;
+        let name = &handle.running.config.name;
+        info!(channel = %name, "channel stopped");
+        let (inbox, outboxes) = queued(store, &handle.running);
+        if inbox + outboxes > 0 {
+            warn!(channel = %name, inbox, outboxes, drain_seconds = limit.as_secs(),
+                "removed channel did not drain; its queued messages are kept and resume if the channel is added back");
         }
-        self.stop_workers().await;
-        info!(channel = %self.running.config.name, "channel stopped");
-        queued(store, &self.running)
     }
 }
 
