@@ -642,6 +642,37 @@ fn siu_s12_gives_appointment_with_participants() {
 }
 
 #[test]
+fn siu_s12_patient_group_gives_encounter_reasons_and_supporting_observations() {
+    let b = bundle("siu_s12.hl7");
+    let a = one(&b, "Appointment");
+    let p = one(&b, "Patient");
+    let e = encounter(&b, "V5005");
+    assert_eq!(e["reasonCode"][0]["coding"][0]["code"], "FU", "PV2-3");
+    assert_eq!(
+        e["appointment"],
+        serde_json::json!([{"reference": reference_to(a)}])
+    );
+    let condition = one(&b, "Condition");
+    assert_eq!(condition["code"]["coding"][0]["code"], "I10");
+    assert_eq!(condition["subject"]["reference"], reference_to(p));
+    assert_eq!(condition["encounter"]["reference"], reference_to(e));
+    assert_eq!(
+        a["reasonReference"],
+        serde_json::json!([{"reference": reference_to(condition)}]),
+        "DG1"
+    );
+    let height = one(&b, "Observation");
+    assert_eq!(height["code"]["coding"][0]["code"], "8302-2");
+    assert_eq!(height["valueQuantity"]["value"], 180);
+    assert_eq!(height["subject"]["reference"], reference_to(p));
+    assert_eq!(
+        a["supportingInformation"],
+        serde_json::json!([{"reference": reference_to(height)}]),
+        "OBX"
+    );
+}
+
+#[test]
 fn mdm_t02_gives_document_reference_with_text() {
     let b = bundle("mdm_t02.hl7");
     let d = one(&b, "DocumentReference");
