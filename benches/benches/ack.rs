@@ -52,5 +52,29 @@ fn listener_steps(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, listener_steps);
+/// The listener's check of a message that is not UTF-8 (ISO 8859-1 by MSH-18), beside the full
+/// decode-and-copy parse it used to run, as the baseline.
+fn latin1_check(c: &mut Criterion) {
+    let utf8 = String::from_utf8(test_message("adt_a01_1kb.hl7")).unwrap();
+    let msh = utf8.split('\r').next().unwrap();
+    let declared = format!("{msh}{}8859/1", "|".repeat(17 - msh.matches('|').count()));
+    let text = utf8
+        .replacen(msh, &declared, 1)
+        .replacen("Sample^Sam", "Müller^Sam", 1);
+    let bytes: Vec<u8> = text
+        .chars()
+        .map(|ch| u8::try_from(u32::from(ch)).unwrap())
+        .collect();
+    assert!(std::str::from_utf8(&bytes).is_err() && MessageBuf::check(&bytes).is_ok());
+    let mut g = c.benchmark_group("check ADT^A01 1 KB in ISO 8859-1");
+    g.bench_function("syntax check (MessageBuf::check, as the listener)", |b| {
+        b.iter(|| MessageBuf::check(black_box(&bytes)).is_ok())
+    });
+    g.bench_function("baseline: MessageBuf::parse", |b| {
+        b.iter(|| MessageBuf::parse(black_box(&bytes)).is_ok())
+    });
+    g.finish();
+}
+
+criterion_group!(benches, listener_steps, latin1_check);
 criterion_main!(benches);

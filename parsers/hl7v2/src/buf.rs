@@ -147,11 +147,15 @@ impl MessageBuf {
         Ok(Self::from_view(&view, charset))
     }
 
-    /// Whether `bytes` parse in any supported character set: [`Message::check`]'s fast path for
-    /// UTF-8, and [`MessageBuf::parse`] (which decodes by MSH-18) only for bytes that are not UTF-8.
+    /// Whether `bytes` parse in any supported character set: [`Message::check`] on the bytes, or for
+    /// bytes that are not UTF-8 on their text decoded by MSH-18. Only a message that fails goes through
+    /// [`MessageBuf::parse`], whose error points at the input's bytes rather than the decoded text's.
     pub fn check(bytes: &[u8]) -> Result<(), ParseError> {
         match Message::check(bytes) {
-            Err(ParseError::InvalidEncoding { .. }) => Self::parse(bytes).map(drop),
+            Err(ParseError::InvalidEncoding { .. }) => match Charset::decode_message(bytes) {
+                Ok((text, _)) if Message::check(text.as_bytes()).is_ok() => Ok(()),
+                _ => Self::parse(bytes).map(drop),
+            },
             other => other,
         }
     }
