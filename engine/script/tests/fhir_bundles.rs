@@ -147,6 +147,11 @@ fn adt_a01_patient_encounter_and_patient_level_resources() {
     assert_eq!(p["name"][0]["family"], "Everyman");
     assert_eq!(p["name"][0]["given"], serde_json::json!(["Adam", "A"]));
     assert_eq!(p["name"][0]["use"], "official");
+    assert_eq!(
+        p["name"][1],
+        serde_json::json!({"use": "nickname", "given": ["Ace"]}),
+        "XPN-15 called by"
+    );
     assert_eq!(p["gender"], "male");
     assert_eq!(p["birthDate"], "1980-06-15");
     assert_eq!(p["identifier"][0]["value"], "MRN-1001");
