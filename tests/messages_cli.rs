@@ -511,3 +511,60 @@ fn run_prunes_old_messages_in_the_background_while_traffic_flows() {
         sent.len()
     );
 }
+
+#[test]
+fn show_keeps_the_first_and_latest_attempts_of_a_long_outage_and_says_what_it_left_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let dead = SocketAddr::from(([127, 0, 0, 1], support::free_port()));
+    let addr = SocketAddr::from(([127, 0, 0, 1], support::free_port()));
+    let mut engine = Engine::new(dir.path());
+    engine.channel(
+        "adt.yaml",
+        &channel_yaml(addr, dead, "").replace(
+            "mllp: { connect:",
+            "retry: { initial: 10ms, max: 10ms }\n    mllp: { connect:",
+        ),
+    );
+    engine.start();
+    support::wait_listening(addr);
+    assert_eq!(
+        MllpClient::connect(addr)
+            .unwrap()
+            .send(&adt("DOWN1"))
+            .unwrap()
+            .0,
+        "AA"
+    );
+    assert!(eventually(30, || engine.log_text().contains("attempt=15 ")));
+    assert_eq!(engine.stop(), Some(0));
+
+    let (_, seq) = line_of(&stdout(&messages(&engine.data, &["list"])), "DOWN1");
+    let show = stdout(&messages(&engine.data, &["show", &seq]));
+    let attempts: u32 = field(&show, "-> sink")
+        .split_once(" attempt(s)")
+        .and_then(|(state, _)| state.rsplit(' ').next()?.parse().ok())
+        .unwrap_or_else(|| panic!("no attempt count:\n{show}"));
+    assert!(attempts >= 15, "{show}");
+    let shown: Vec<&str> = show
+        .lines()
+        .filter(|l| l.contains(" to sink: failed"))
+        .collect();
+    assert_eq!(shown.len(), 10, "first five and latest five:\n{show}");
+    for n in 1..=5 {
+        assert!(
+            shown[n - 1].contains(&format!("attempt {n} to sink")),
+            "{show}"
+        );
+    }
+    assert!(
+        shown[9].contains(&format!("attempt {attempts} to sink")),
+        "the latest attempt is the last one shown:\n{show}"
+    );
+    assert!(
+        show.contains(&format!(
+            "attempts 6 to {} to sink: not kept (the count above is exact)",
+            attempts - 5
+        )),
+        "{show}"
+    );
+}

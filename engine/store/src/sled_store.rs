@@ -550,6 +550,7 @@ fn apply_settlement(
         },
         detail,
     });
+    record.forget_middle_attempts(destination);
     record.settle_status();
     Ok(())
 }

@@ -357,6 +357,11 @@ pub struct DestinationRecord {
     pub response: Option<String>,
 }
 
+/// Attempts to one destination a record's history keeps from the start of its delivery.
+pub const FIRST_ATTEMPTS_KEPT: usize = 5;
+/// Latest attempts to one destination a record's history keeps (see [`MessageRecord::history`]).
+pub const LATEST_ATTEMPTS_KEPT: usize = 5;
+
 /// Everything the store knows about one message, for the message browser.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MessageRecord {
@@ -370,7 +375,9 @@ pub struct MessageRecord {
     pub status: Status,
     /// Per-destination state.
     pub destinations: BTreeMap<String, DestinationRecord>,
-    /// Every step, in order.
+    /// Every step, in order, except that of many attempts to one destination only the first
+    /// [`FIRST_ATTEMPTS_KEPT`] and the latest [`LATEST_ATTEMPTS_KEPT`] are kept (the event numbers show the
+    /// gap; the destination's `attempts` is the exact count).
     pub history: Vec<Event>,
 }
 
@@ -411,6 +418,23 @@ impl MessageRecord {
             .destinations
             .values()
             .all(|d| d.status != Status::Queued)
+    }
+
+    /// Keeps the history's attempts to `destination` to the first [`FIRST_ATTEMPTS_KEPT`] and the latest
+    /// [`LATEST_ATTEMPTS_KEPT`], dropping the oldest of the latest ones when one more comes in. The
+    /// destination's attempt count stays exact. Without this a partner that is down for a day, with
+    /// every queued message retried every few minutes, makes each record, and so each attempt's
+    /// rewrite of it, grow without bound.
+    pub(crate) fn forget_middle_attempts(&mut self, destination: &str) {
+        let mut attempts = self.history.iter().enumerate().filter(
+            |(_, e)| matches!(&e.step, Step::Attempt { destination: d, .. } if d == destination),
+        );
+        let Some((oldest_latest, _)) = attempts.nth(FIRST_ATTEMPTS_KEPT) else {
+            return;
+        };
+        if attempts.count() >= LATEST_ATTEMPTS_KEPT {
+            self.history.remove(oldest_latest);
+        }
     }
 
     /// Errored wins over in-flight, which wins over sent, so a failed copy is never hidden.

@@ -683,3 +683,69 @@ fn a_message_is_announced_before_a_worker_can_lease_it() {
     assert_eq!(announced, [stored.seq()]);
     assert_eq!(lease_one(&store, "adt").seq(), stored.seq());
 }
+
+#[test]
+fn a_long_outage_keeps_the_first_and_latest_attempts_and_the_exact_count() {
+    let store = SledStore::temporary().unwrap();
+    let seq = queue_messages(&store, 1, &["ris", "lab"])[0];
+    let attempt = |destination: &str, n: u64, settlement: Settlement| {
+        let lease = ready(
+            store
+                .poll_outbox("adt", destination, OutboxOrder::Ordered, T0 + 10 * n)
+                .unwrap(),
+        );
+        store.settle(lease, T0 + 10 * n, settlement).unwrap();
+    };
+    let failed = |n: u64| Settlement::Retry {
+        error: format!("connection refused ({n})"),
+        next_attempt_at: T0 + 10 * n + 1,
+    };
+    attempt("lab", 0, failed(0));
+    for n in 1..=40 {
+        attempt("ris", n, failed(n));
+    }
+    let size_after_40 = store.record("adt", seq).unwrap().unwrap().history.len();
+    for n in 41..=99 {
+        attempt("ris", n, failed(n));
+    }
+    attempt("ris", 100, Settlement::Sent { response: None });
+
+    let record = store.record("adt", seq).unwrap().unwrap();
+    let numbers = |destination: &str| -> Vec<u32> {
+        record
+            .history
+            .iter()
+            .filter_map(|e| match &e.step {
+                Step::Attempt {
+                    destination: d,
+                    number,
+                    ..
+                } if d == destination => Some(*number),
+                _ => None,
+            })
+            .collect()
+    };
+    assert_eq!(numbers("ris"), [1, 2, 3, 4, 5, 96, 97, 98, 99, 100]);
+    assert_eq!(
+        numbers("lab"),
+        [1],
+        "another destination's attempts are its own"
+    );
+    assert_eq!(record.destinations["ris"].attempts, 100);
+    assert_eq!(record.destinations["ris"].status, Status::Sent);
+    assert_eq!(
+        record.history.len(),
+        size_after_40,
+        "the record stops growing however long the outage"
+    );
+    let last_failure = record
+        .history
+        .iter()
+        .rev()
+        .find(|e| matches!(e.step, Step::Attempt { number: 99, .. }))
+        .unwrap();
+    assert_eq!(
+        last_failure.detail.as_deref(),
+        Some("connection refused (99)")
+    );
+}

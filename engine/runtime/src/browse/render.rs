@@ -231,7 +231,27 @@ impl MessageView {
         }
         out.push_str(&table(&rows));
         let _ = writeln!(out, "\nhistory");
+        // The store keeps only the first and latest of many attempts: say where the others were.
+        let mut last_attempt: std::collections::HashMap<&str, u32> =
+            std::collections::HashMap::new();
         for e in &r.history {
+            if let Step::Attempt {
+                destination,
+                number,
+                ..
+            } = &e.step
+            {
+                let before = last_attempt.insert(destination, *number).unwrap_or(0);
+                if *number > before.saturating_add(1) && only.is_none_or(|o| o == destination) {
+                    let _ = writeln!(
+                        out,
+                        "  ...  attempts {} to {} to {}: not kept (the count above is exact)",
+                        before + 1,
+                        number - 1,
+                        clean(destination)
+                    );
+                }
+            }
             event(&mut out, e, only);
         }
         if let Some(raw) = &self.raw {
