@@ -120,6 +120,10 @@ fn poison_messages_are_recorded_and_never_block_good_ones() {
         .send("MSH|^~\\&|S|F|R|F|20260101||ADT^A01|BAD1|P|2.5.1\rX\rPID|1\r")
         .unwrap();
     assert_eq!((code.as_str(), msa2.as_str()), ("AR", "BAD1"));
+    // Bytes that start like the store's marker of an encrypted value are kept, refused, and do not
+    // make the inbox unreadable for the messages after them.
+    let (code, _) = client.send("\0JXE\u{1}not a message").unwrap();
+    assert_eq!(code, "AR");
     let (code, _) = client.send(&adt("GOOD99")).unwrap();
     assert_eq!(code, "AA");
     good.push("GOOD99".into());
@@ -158,7 +162,16 @@ fn poison_messages_are_recorded_and_never_block_good_ones() {
     );
     assert!(text("LOOP2").to_lowercase().contains("limit"));
     assert!(text("BAD1").contains("segment 2"));
-    assert_eq!(errored.len(), 4 + 4 + 1);
+    assert_eq!(errored.len(), 4 + 4 + 1 + 1);
+    let marker = errored
+        .iter()
+        .find(|r| r.meta.control_id.is_none())
+        .expect("the marker-like frame is recorded as errored");
+    assert_eq!(
+        store.raw("poison", marker.seq).unwrap().unwrap(),
+        b"\0JXE\x01not a message",
+        "and kept exactly as received"
+    );
 }
 
 #[test]

@@ -24,8 +24,11 @@ use aes_gcm::{Aes256Gcm, Nonce};
 use crate::error::{Result, StoreError};
 use crate::types::MessageRecord;
 
-/// Marks a sealed value. A NUL first byte never starts an HL7 message, JSON or text output.
+/// Marks a sealed value.
 const MAGIC: &[u8; 4] = b"\0JXE";
+/// Marks a clear value that itself starts with NUL, so content (a sender may store any bytes, and
+/// frames answered AR are kept too) can never pose as a sealed value and make its queue unreadable.
+const CLEAR_MARK: &[u8; 4] = b"\0JXC";
 const VERSION: u8 = 1;
 const ID_LEN: usize = 8;
 const NONCE_LEN: usize = 12;
@@ -176,16 +179,20 @@ impl Keyring {
         keys.writers.get(channel).cloned()
     }
 
-    /// Content sealed with `key`, or unchanged when there is no key.
+    /// Content sealed with `key`, or in clear when there is no key (marked if it starts with NUL).
     pub(crate) fn seal<'a>(key: Option<&Key>, plain: &'a [u8]) -> Result<Cow<'a, [u8]>> {
         match key {
             Some(key) => key.seal(plain).map(Cow::Owned),
+            None if plain.first() == Some(&0) => Ok(Cow::Owned([CLEAR_MARK, plain].concat())),
             None => Ok(Cow::Borrowed(plain)),
         }
     }
 
     /// Stored content in clear: unsealed when it was sealed, else as stored.
     pub(crate) fn open<'a>(&self, stored: &'a [u8]) -> Result<Cow<'a, [u8]>> {
+        if let Some(clear) = stored.strip_prefix(CLEAR_MARK) {
+            return Ok(Cow::Borrowed(clear));
+        }
         if !stored.starts_with(MAGIC) {
             return Ok(Cow::Borrowed(stored));
         }
@@ -268,6 +275,15 @@ impl Keyring {
     }
 }
 
+/// `text` as a record may hold it: a leading NUL, which marks a sealed field, becomes U+FFFD, so a
+/// script's error or a partner's answer can never pose as sealed text and make the record unreadable.
+pub(crate) fn record_text(text: &str) -> String {
+    match text.strip_prefix('\0') {
+        Some(rest) => format!("\u{fffd}{rest}"),
+        None => text.to_owned(),
+    }
+}
+
 /// The fields of a record that may quote message content.
 fn text_fields(record: &mut MessageRecord) -> impl Iterator<Item = &mut Option<String>> {
     let destinations = record
@@ -324,6 +340,17 @@ mod tests {
         assert_ne!(Keyring::seal(Some(&key), plain).unwrap(), sealed);
         // Clear values pass through untouched.
         assert_eq!(ring.open(plain).unwrap().as_ref(), plain);
+    }
+
+    #[test]
+    fn clear_content_that_looks_sealed_reads_back_as_itself() {
+        let ring = Keyring::default();
+        for plain in [&b"\0JXE\x01not a message"[..], b"\0JXC", b"\0", b"MSH|"] {
+            let stored = Keyring::seal(None, plain).unwrap();
+            assert_eq!(ring.open(&stored).unwrap().as_ref(), plain);
+        }
+        assert_eq!(record_text("\0enc:zz"), "\u{fffd}enc:zz");
+        assert_eq!(record_text("AE from peer"), "AE from peer");
     }
 
     #[test]

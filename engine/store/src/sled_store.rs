@@ -11,7 +11,7 @@ use sled::transaction::{ConflictableTransactionError, TransactionError};
 mod maintenance;
 
 use crate::commit::{Committer, GATHER_WINDOW};
-use crate::crypto::{Cipher, Keyring};
+use crate::crypto::{record_text, Cipher, Keyring};
 use crate::error::{Result, StoreError};
 use crate::keys;
 use crate::lease::LeaseTable;
@@ -201,6 +201,8 @@ pub struct SledStore {
     inbox_depths: Depths,
     outbox_depths: Depths,
     keyring: Keyring,
+    /// Inbox entries already reported as unreadable, so each is logged once per process.
+    unreadable: Mutex<std::collections::HashSet<Vec<u8>>>,
 }
 
 impl std::fmt::Debug for SledStore {
@@ -264,6 +266,7 @@ impl SledStore {
             inbox_leases: Arc::default(),
             outbox_leases: Arc::default(),
             keyring: Keyring::default(),
+            unreadable: Mutex::default(),
         })
     }
 
@@ -448,13 +451,13 @@ fn apply_processed(record: &mut MessageRecord, processed: &Processed, outputs: &
                 stage: s.stage.clone(),
                 status: s.status,
             },
-            detail: s.detail.clone(),
+            detail: s.detail.as_deref().map(record_text),
         });
     }
     let finished = |status, detail: &str| Event {
         at: processed.at,
         step: Step::Finished { status },
-        detail: Some(detail.to_owned()),
+        detail: Some(record_text(detail)),
     };
     match &processed.disposition {
         Disposition::Filtered { reason } => {
@@ -518,27 +521,28 @@ fn apply_settlement(
         Settlement::Sent { response } => {
             dest.status = Status::Sent;
             dest.next_attempt_at = None;
-            dest.response.clone_from(response);
-            (AttemptOutcome::Sent, response.clone())
+            let response = response.as_deref().map(record_text);
+            dest.response.clone_from(&response);
+            (AttemptOutcome::Sent, response)
         }
         Settlement::Retry {
             error,
             next_attempt_at,
         } => {
             dest.next_attempt_at = Some(*next_attempt_at);
-            dest.last_error = Some(error.clone());
+            dest.last_error = Some(record_text(error));
             (
                 AttemptOutcome::Retry {
                     next_attempt_at: *next_attempt_at,
                 },
-                Some(error.clone()),
+                dest.last_error.clone(),
             )
         }
         Settlement::Failed { error } => {
             dest.status = Status::Errored;
             dest.next_attempt_at = None;
-            dest.last_error = Some(error.clone());
-            (AttemptOutcome::Failed, Some(error.clone()))
+            dest.last_error = Some(record_text(error));
+            (AttemptOutcome::Failed, dest.last_error.clone())
         }
     };
     record.history.push(Event {
@@ -607,12 +611,29 @@ impl Store for SledStore {
                 continue;
             };
             let (_, seq) = keys::split_seq(&key)?;
-            let (meta, raw) = decode_inbox(&value)?;
+            let readable = decode_inbox(&value)
+                .and_then(|(meta, raw)| Ok((meta, self.keyring.open(raw)?.into_owned())));
+            // One entry that cannot be read (its key is no longer configured, or it is damaged) stays
+            // where it is, said once, and does not hold up the messages behind it.
+            let (meta, raw) = match readable {
+                Ok(entry) => entry,
+                Err(e) => {
+                    if self
+                        .unreadable
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .insert(key.to_vec())
+                    {
+                        tracing::error!(channel, seq, error = %e, "inbox message cannot be read; it stays queued and the ones after it go on");
+                    }
+                    continue;
+                }
+            };
             leases.push(InboxLease {
                 channel: channel.to_owned(),
                 seq,
                 meta,
-                raw: self.keyring.open(raw)?.into_owned(),
+                raw,
                 _guard: guard,
             });
             if leases.len() == max {
