@@ -124,6 +124,10 @@ fn poison_messages_are_recorded_and_never_block_good_ones() {
     // make the inbox unreadable for the messages after them.
     let (code, _) = client.send("\0JXE\u{1}not a message").unwrap();
     assert_eq!(code, "AR");
+    // A control id far longer than HL7 allows is stored, processed and delivered like any other.
+    let long_id = format!("LONG{}", "9".repeat(70_000));
+    let (code, _) = client.send(&adt(&long_id)).unwrap();
+    assert_eq!(code, "AA");
     let (code, _) = client.send(&adt("GOOD99")).unwrap();
     assert_eq!(code, "AA");
     good.push("GOOD99".into());
@@ -135,6 +139,16 @@ fn poison_messages_are_recorded_and_never_block_good_ones() {
         "good messages did not all arrive"
     );
     assert_eq!(engine.stop(), Some(0));
+    let found = SledStore::open(dir.path().join("data/store"))
+        .unwrap()
+        .find_by_control_id(&long_id)
+        .unwrap();
+    assert_eq!(
+        found.len(),
+        1,
+        "the long control id is found by the whole id"
+    );
+    assert_eq!(found[0].status, Status::Sent);
 
     let store = SledStore::open(dir.path().join("data/store")).unwrap();
     let errored = store

@@ -21,7 +21,7 @@ use crate::channels::ChannelDirectory;
 use crate::destination::{Connector, Delivery};
 use crate::metrics::{inc, ChannelMetrics, DestinationMetrics};
 use crate::now_millis;
-use crate::pipeline::{Pipeline, Verdict};
+use crate::pipeline::{Pipeline, Run, Verdict};
 use crate::pool::WorkerPool;
 use crate::throttle::Throttle;
 
@@ -186,6 +186,8 @@ async fn inbox_worker(
     destinations: Vec<Arc<DestinationRuntime>>,
     stop: CancellationToken,
 ) {
+    // Panics per message still in the inbox; only messages being retried are here.
+    let mut panics: HashMap<u64, u32> = HashMap::new();
     loop {
         let leases = match ch.store.lease_inbox(&ch.name, INBOX_BATCH) {
             Ok(l) => l,
@@ -226,6 +228,7 @@ async fn inbox_worker(
         }
         let mut done = Vec::new();
         let mut answers = Vec::new();
+        let mut stuck = false;
         while let Some((chunk, job)) = runs.next().await {
             let results = match job {
                 Ok(results) => results,
@@ -235,24 +238,64 @@ async fn inbox_worker(
                 }
             };
             for (lease, run) in chunk.into_iter().zip(results) {
-                match run {
+                let run = match run {
                     Some(run) => {
-                        answers.push((run.verdict, run.summary));
-                        done.push((lease, run.processed));
+                        panics.remove(&lease.seq());
+                        run
                     }
-                    // The lease drops here, so the message stays in the inbox for the next round.
                     None => {
-                        error!(channel = %ch.name, control_id = control_id(&lease), seq = lease.seq(), "script worker panicked on this message")
+                        error!(channel = %ch.name, control_id = control_id(&lease), seq = lease.seq(), "processing panicked on this message");
+                        let count = panics.entry(lease.seq()).or_insert(0);
+                        *count += 1;
+                        if *count < PANIC_LIMIT {
+                            // The lease drops here, so the message stays in the inbox for the next round.
+                            stuck = true;
+                            continue;
+                        }
+                        panics.remove(&lease.seq());
+                        panicked()
                     }
-                }
+                };
+                answers.push((run.verdict, run.summary));
+                done.push((lease, run.processed));
             }
         }
         let committed = commit_round(&ch, &done);
+        let mut progressed = false;
         for (((lease, processed), answer), ok) in done.iter().zip(answers).zip(committed) {
             if ok {
+                progressed = true;
                 finish(&ch, &destinations, lease, &processed.disposition, answer);
+            } else {
+                stuck = true;
             }
         }
+        // A round where every message failed would repeat at once, forever: wait before the next try,
+        // and let a stop through (the messages stay in the inbox for the restart).
+        if stuck && !progressed && !idle_for(IDLE_POLL, &stop).await {
+            return;
+        }
+    }
+}
+
+/// How often processing may panic on one message before it is recorded as errored.
+const PANIC_LIMIT: u32 = 3;
+
+/// What is recorded for a message whose processing panicked [`PANIC_LIMIT`] times: a bug in Junction,
+/// not in the message or the scripts, so the reason says so and carries no content.
+fn panicked() -> Run {
+    let error =
+        String::from("processing panicked on this message (a bug in Junction; please report it)");
+    Run {
+        processed: Processed {
+            at: now_millis(),
+            stages: Vec::new(),
+            disposition: Disposition::Errored {
+                error: error.clone(),
+            },
+        },
+        verdict: Verdict::Error(error.clone()),
+        summary: Some(error),
     }
 }
 
@@ -418,6 +461,11 @@ async fn destination_worker(
         }
         if let Err(e) = ch.store.settle(lease, now_millis(), settlement) {
             error!(channel = %ch.name, destination = %config.name, control_id, seq, error = %e, "cannot record the delivery; it will be retried");
+            // The entry is due again at once: without a pause a store that keeps refusing would have
+            // the partner sent the same message as fast as it answers.
+            if !idle_for(IDLE_POLL, &stop).await {
+                return;
+            }
         }
     }
 }

@@ -72,10 +72,23 @@ pub(crate) fn outbox_entry(outbox_prefix: &[u8], seq: u64) -> Vec<u8> {
     key
 }
 
+/// Longest start of a control id the index holds. HL7 gives MSH-10 20 to 199 characters, but a sender
+/// may put anything there, and a message must never become unrecordable for it; a longer id is
+/// indexed by its start, and a lookup compares the whole id with each record's.
+const INDEXED_CONTROL_ID: usize = 512;
+
 /// Prefix of every message with this control id in `control_ids`.
 pub(crate) fn control_id(control_id: &str) -> Result<Vec<u8>> {
+    let end = (0..=control_id.len().min(INDEXED_CONTROL_ID))
+        .rev()
+        .find(|&i| control_id.is_char_boundary(i))
+        .unwrap_or(0);
     let mut key = Vec::new();
-    push_name(&mut key, "control id", control_id)?;
+    push_name(
+        &mut key,
+        "control id",
+        control_id.get(..end).unwrap_or_default(),
+    )?;
     Ok(key)
 }
 
@@ -143,6 +156,16 @@ mod tests {
         let (ch, rest) = split_name(queue).unwrap();
         let (dest, rest) = split_name(rest).unwrap();
         assert_eq!((ch.as_str(), dest.as_str(), rest), ("lab", "fhir", &[][..]));
+    }
+
+    #[test]
+    fn a_control_id_of_any_length_has_an_index_key() {
+        let long = "é".repeat(40_000);
+        let key = control_id(&long).unwrap();
+        assert!(key.len() <= 2 + INDEXED_CONTROL_ID);
+        let (start, rest) = split_name(&key).unwrap();
+        assert!(long.starts_with(&start) && rest.is_empty());
+        assert_eq!(control_id("MSG1").unwrap(), [&[0, 4][..], b"MSG1"].concat());
     }
 
     #[test]

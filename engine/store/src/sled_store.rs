@@ -803,7 +803,11 @@ impl Store for SledStore {
         for item in self.control_ids.scan_prefix(&prefix).keys() {
             let key = item.map_err(StoreError::backend("scanning the control id index"))?;
             let message_key = key.get(prefix.len()..).unwrap_or_default();
-            if let Some(record) = self.read_record(message_key)? {
+            // A long id is indexed by its start only (see `keys::control_id`): compare all of it.
+            if let Some(record) = self
+                .read_record(message_key)?
+                .filter(|r| r.meta.control_id.as_deref() == Some(control_id))
+            {
                 found.insert((record.channel.clone(), record.seq), record);
             }
         }
