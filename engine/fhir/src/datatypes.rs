@@ -279,6 +279,12 @@ pub fn entity_identifier(cx: &Ctx, ei: &Rep) -> Option<Value> {
     object(m)
 }
 
+/// Component `n` of an EIP (1 placer, 2 filler assigned identifier) to `Identifier`: the component is an
+/// EI whose parts are subcomponents (`SP-1&LAB&1.2.3&ISO`), read like any EI so it gets its system.
+pub fn eip_identifier(cx: &Ctx, eip: &Rep, n: usize) -> Option<Value> {
+    entity_identifier(cx, &eip.nested(n))
+}
+
 /// XPN to `HumanName`: family (FN-1), given (XPN-2, XPN-3), prefix, suffixes, use (name-type), period.
 pub fn human_name(cx: &Ctx, xpn: &Rep) -> Option<Value> {
     name_parts(
@@ -699,6 +705,26 @@ mod tests {
             human_name(&v, &r("Solo")).unwrap(),
             json!({"family": "Solo"})
         );
+    }
+
+    #[test]
+    fn eip_parts_are_entity_identifiers_with_their_system() {
+        let v = vocab();
+        let v = Ctx::new(&v);
+        let spm2 = r("SP-1&EHR^LS-1&CITYLAB&2.16.840.1.113883.19.4&ISO");
+        assert_eq!(
+            eip_identifier(&v, &spm2, 1).unwrap(),
+            json!({"system": "urn:id:EHR", "value": "SP-1", "assigner": {"display": "EHR"}})
+        );
+        let filler = eip_identifier(&v, &spm2, 2).unwrap();
+        assert_eq!(filler["value"], "LS-1");
+        assert_eq!(filler["system"], "urn:oid:2.16.840.1.113883.19.4");
+        assert_eq!(
+            eip_identifier(&v, &r("^LS-2"), 2).unwrap(),
+            json!({"value": "LS-2"})
+        );
+        assert_eq!(eip_identifier(&v, &r("^LS-2"), 1), None);
+        assert_eq!(eip_identifier(&v, &r("&EHR"), 1), None, "no entity id");
     }
 
     #[test]

@@ -321,6 +321,20 @@ fn register_datatypes(engine: &mut Engine) {
     register_each(engine, "cwes", dt::codeable_concept);
     register_each(engine, "practitioners", dt::practitioner);
     register_first(engine, "ei", dt::entity_identifier);
+    engine.register_fn(
+        "eip",
+        |c: NativeCallContext, fx: &mut FhirContext, s: Dynamic, f: INT, n: INT| -> Res<Array> {
+            let cx = fx.ctx();
+            let n = usize::try_from(n).unwrap_or(0);
+            // One entry per repetition (`()` where it has no such part), so a script can pair the
+            // placer and filler parts of the same repetition (SPM-3: one parent specimen each).
+            Ok(fx
+                .reps(seg_index(&c, s)?, f)
+                .iter()
+                .map(|r| opt(dt::eip_identifier(&cx, r, n)))
+                .collect())
+        },
+    );
     register_first(engine, "cwe", dt::codeable_concept);
     register_first(engine, "practitioner", dt::practitioner);
     engine.register_fn(

@@ -404,23 +404,37 @@ fn oru_r01_specimens_are_linked_from_their_reports_and_observations() {
         serde_json::json!([{"reference": reference_to(blood)}])
     );
 
-    // SPM-2 placer/filler, SPM-31 other id, SPM-32 shipment id; SPM-30 accession.
-    let ids: Vec<(&Value, &Value)> = swab["identifier"]
+    // SPM-2 placer/filler (EIP, each an EI with its system), SPM-31 other id, SPM-32 shipment id;
+    // SPM-30 accession.
+    let ids: Vec<(&Value, &Value, &Value)> = swab["identifier"]
         .as_array()
         .unwrap()
         .iter()
-        .map(|i| (&i["value"], &i["type"]["coding"][0]["code"]))
+        .map(|i| (&i["system"], &i["value"], &i["type"]["coding"][0]["code"]))
         .collect();
+    let v = |s: &str| Value::from(s);
     assert_eq!(
         ids,
         [
-            (&Value::from("SP-1"), &Value::from("PLAC")),
-            (&Value::from("LS-1"), &Value::from("FILL")),
-            (&Value::from("OTH-5"), &Value::Null),
-            (&Value::from("SHIP-9"), &Value::from("SHIP")),
+            (&v("urn:id:EHR"), &v("SP-1"), &v("PLAC")),
+            (&v("urn:id:CITYLAB"), &v("LS-1"), &v("FILL")),
+            (&v("urn:id:STATELAB"), &v("OTH-5"), &Value::Null),
+            (&v("urn:id:CARRIER"), &v("SHIP-9"), &v("SHIP")),
         ]
     );
-    assert_eq!(swab["identifier"][2]["system"], "urn:id:STATELAB");
+    // SPM-3: the parent specimen, known by its identifiers, created only if the server lacks it.
+    let parent = find(&b, "Specimen", |s| s["identifier"][0]["value"] == "SP-0");
+    assert_eq!(
+        swab["parent"],
+        serde_json::json!([{"reference": reference_to(parent)}])
+    );
+    assert_eq!(parent["identifier"][1]["value"], "LS-0");
+    assert_eq!(parent["identifier"][1]["system"], "urn:id:CITYLAB");
+    assert_eq!(parent["subject"]["reference"], reference_to(p));
+    assert_eq!(
+        entry_of(&b, parent)["request"],
+        serde_json::json!({"method": "POST", "url": "Specimen", "ifNoneExist": "identifier=urn:id:EHR|SP-0"})
+    );
     assert_eq!(swab["accessionIdentifier"]["value"], "ACC-77");
     assert_eq!(swab["accessionIdentifier"]["system"], "urn:id:CITYLAB");
     assert_eq!(swab["subject"]["reference"], reference_to(p));
@@ -457,7 +471,7 @@ fn oru_r01_specimens_are_linked_from_their_reports_and_observations() {
     );
     assert_eq!(
         entry_of(&b, swab)["request"],
-        serde_json::json!({"method": "PUT", "url": format!("Specimen/{}", swab["id"].as_str().unwrap())})
+        serde_json::json!({"method": "PUT", "url": "Specimen?identifier=urn:id:EHR|SP-1"})
     );
 
     assert_eq!(
@@ -469,6 +483,11 @@ fn oru_r01_specimens_are_linked_from_their_reports_and_observations() {
         "http://terminology.hl7.org/CodeSystem/v2-0487"
     );
     assert!(blood.get("identifier").is_none(), "{blood}");
+    assert_eq!(
+        entry_of(&b, blood)["request"]["url"],
+        format!("Specimen/{}", blood["id"].as_str().unwrap()),
+        "a Specimen without identifiers is written by id"
+    );
     assert_ne!(swab["id"], blood["id"]);
 
     // The OBX after an SPM is about the specimen (focus), not one of the report's results.
@@ -501,6 +520,7 @@ fn oml_o21_specimen_is_the_orders_specimen() {
         serde_json::json!([{"reference": reference_to(s)}])
     );
     assert_eq!(s["identifier"][0]["value"], "SP-301");
+    assert_eq!(s["identifier"][0]["system"], "urn:id:EHR");
     assert_eq!(s["type"]["coding"][0]["code"], "BLDV");
     assert_eq!(
         s["collection"]["collectedDateTime"],
