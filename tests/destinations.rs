@@ -951,3 +951,47 @@ fn an_mllp_destination_probes_an_idle_peer_after_its_configured_keepalive_time()
     );
     assert_eq!(engine.stop(), Some(0));
 }
+
+#[test]
+fn a_file_destination_never_overwrites_an_earlier_message_whose_name_is_the_same() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let (mut engine, addr) = start_channel(
+        dir.path(),
+        "files",
+        &format!(
+            "  - name: out\n    file: {{ dir: \"{}\", name: \"${{MSH-10}}.hl7\" }}\n",
+            out.display()
+        ),
+    );
+    // Two feeds that reuse a control id, with different patients.
+    let mut client = MllpClient::connect(addr).unwrap();
+    for name in ["First^Patient", "Second^Patient"] {
+        let message = adt("REUSED1").replace("Tester^Pat", name);
+        assert_eq!(client.send(&message).unwrap().0, "AA");
+    }
+    let files = || {
+        let mut names: Vec<String> = std::fs::read_dir(&out)
+            .map(|d| {
+                d.filter_map(Result::ok)
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default();
+        names.sort();
+        names
+    };
+    assert!(eventually(20, || files().len() == 2), "{:?}", files());
+    let store = stop_and_open(&mut engine, dir.path());
+    let second = store.find_by_control_id("REUSED1").unwrap()[1].seq;
+    assert_eq!(
+        files(),
+        [
+            "REUSED1.hl7".to_owned(),
+            format!("REUSED1.seq-{second}.hl7")
+        ]
+    );
+    let read = |name: &str| std::fs::read_to_string(out.join(name)).unwrap();
+    assert!(read("REUSED1.hl7").contains("First^Patient"));
+    assert!(read(&format!("REUSED1.seq-{second}.hl7")).contains("Second^Patient"));
+}

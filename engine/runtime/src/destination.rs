@@ -12,6 +12,7 @@ use junction_store::{OutboxLease, Store};
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_TYPE};
 
 use crate::channels::ChannelDirectory;
+use crate::publish;
 
 /// How one delivery attempt ended.
 #[derive(Debug)]
@@ -206,7 +207,7 @@ impl Connector {
                     .flatten()
                     .unwrap_or_default();
                 let file_name = render_name(name, &raw, lease.seq(), lease.channel());
-                write_file(dir, &file_name, lease.payload()).await
+                write_file(dir, &file_name, lease.seq(), lease.payload()).await
             }
             Connector::Http {
                 client,
@@ -355,28 +356,29 @@ fn render_name(template: &str, raw: &[u8], seq: u64, channel: &str) -> String {
     out
 }
 
-/// Write atomically (temp file, fsync, rename) so a reader never sees half a message and a crash
-/// between attempts leaves either the whole file or none.
-async fn write_file(dir: &std::path::Path, name: &str, payload: &[u8]) -> Delivery {
+/// Delivers a payload as a new file (see [`publish::write_new`]): never half written, and never over
+/// an earlier message's file. When the rendered name holds other content already, the message's
+/// sequence number goes before the extension (`EX0001.seq-42.hl7`). The error names the folder before
+/// the file name, which may come from patient fields: logs show only the part before the first `": "`.
+async fn write_file(dir: &std::path::Path, name: &str, seq: u64, payload: &[u8]) -> Delivery {
     let dir = dir.to_path_buf();
-    let file_name = name.to_owned();
+    let first = name.to_owned();
     let payload = payload.to_vec();
+    let folder = dir.display().to_string();
     let result = tokio::task::spawn_blocking(move || -> std::io::Result<PathBuf> {
-        let name = file_name;
-        use std::io::Write;
         std::fs::create_dir_all(&dir)?;
-        let target = dir.join(&name);
-        let tmp = dir.join(format!(".{name}.tmp"));
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(&payload)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, &target)?;
-        Ok(target)
+        let others = (1..=100).map(|n| match n {
+            1 => publish::variant(&first, &format!("seq-{seq}")),
+            n => publish::variant(&first, &format!("seq-{seq}-{n}")),
+        });
+        let written =
+            publish::write_new(&dir, std::iter::once(first.clone()).chain(others), &payload)?;
+        Ok(dir.join(written))
     })
     .await;
     match result {
         Ok(Ok(path)) => Delivery::Sent(Some(format!("wrote {}", path.display()))),
-        Ok(Err(e)) => Delivery::Retry(format!("cannot write file {name}: {e}")),
+        Ok(Err(e)) => Delivery::Retry(format!("cannot write a file in {folder}: {name}: {e}")),
         Err(e) => Delivery::Retry(format!("file writer failed: {e}")),
     }
 }

@@ -14,6 +14,7 @@ pub mod encryption;
 pub mod metrics;
 mod pipeline;
 mod pool;
+mod publish;
 mod rate_limit;
 mod reload;
 pub mod retention;

@@ -20,6 +20,7 @@ use crate::channel::ChannelShared;
 use crate::metrics::inc;
 use crate::now_millis;
 use crate::pipeline::Verdict;
+use crate::publish;
 
 /// A source could not start.
 #[derive(Debug, thiserror::Error)]
@@ -441,7 +442,7 @@ fn settle_file(
     }
 }
 
-/// Writes the messages of `path` from the `from`th on to a new file in `dir` (see [`write_new`]) and
+/// Writes the messages of `path` from the `from`th on to a new file in `dir` (see [`publish::write_new`]) and
 /// returns its name; `None` (logged) when that fails, and the caller leaves the file in place: read
 /// again whole, its first messages would be stored twice, which is better than losing the rest.
 fn set_aside(
@@ -452,7 +453,7 @@ fn set_aside(
     rest: &[Vec<u8>],
 ) -> Option<String> {
     let names = (1..).map(|n| remainder_name(path, from, n));
-    write_new(dir, names.take(1000), &rest.concat())
+    publish::write_new(dir, names.take(1000), &rest.concat())
         .map_err(|e| {
             error!(channel = %ch.name, file = %path.file_name().unwrap_or_default().to_string_lossy(), error = %e,
                 "cannot write the unread remainder of a file; file left in place");
@@ -463,59 +464,16 @@ fn set_aside(
 /// `adt.hl7` -> `adt.from-3.hl7` (the `n`th such remainder: `adt.from-3-n.hl7`): still matches the
 /// folder's pattern when dropped back in.
 fn remainder_name(path: &std::path::Path, from: usize, n: usize) -> String {
-    let stem = path
-        .file_stem()
+    let name = path
+        .file_name()
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_default();
     let from = if n > 1 {
-        format!("{from}-{n}")
+        format!("from-{from}-{n}")
     } else {
-        from.to_string()
+        format!("from-{from}")
     };
-    match path.extension() {
-        Some(ext) => format!("{stem}.from-{from}.{}", ext.to_string_lossy()),
-        None => format!("{stem}.from-{from}"),
-    }
-}
-
-/// Writes `bytes` under the first of `names` not yet taken in `dir` and returns it: through a temporary
-/// file, so the folder never shows half a remainder, and a hard link, which refuses an existing name,
-/// so a file name that recurs (an hourly `adt.hl7`) never overwrites an earlier remainder. The folder
-/// is synced before the original file moves on.
-fn write_new(
-    dir: &std::path::Path,
-    names: impl Iterator<Item = String>,
-    bytes: &[u8],
-) -> std::io::Result<String> {
-    use std::io::Write;
-    // Unique per write, so two sources settling files into one error/ folder never share it.
-    static WRITES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    let n = WRITES.fetch_add(1, Ordering::Relaxed);
-    let tmp = dir.join(format!(".remainder-{}-{n}.tmp", std::process::id()));
-    let mut file = std::fs::File::create(&tmp)?;
-    file.write_all(bytes)?;
-    file.sync_all()?;
-    let mut outcome = Err(std::io::Error::new(
-        std::io::ErrorKind::AlreadyExists,
-        "every remainder name is taken",
-    ));
-    for name in names {
-        match std::fs::hard_link(&tmp, dir.join(&name)) {
-            Ok(()) => {
-                outcome = std::fs::File::open(dir)
-                    .and_then(|d| d.sync_all())
-                    .map(|()| name);
-                break;
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
-            Err(e) => {
-                outcome = Err(e);
-                break;
-            }
-        }
-    }
-    let _ = std::fs::remove_file(&tmp);
-    outcome
+    publish::variant(&name, &from)
 }
 
 async fn serve_http(
@@ -578,7 +536,7 @@ pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
-    use super::{remainder_name, write_new};
+    use super::remainder_name;
     use std::path::Path;
 
     #[test]
@@ -596,24 +554,5 @@ mod tests {
             remainder_name(Path::new("in/day.hl7"), 3, 2),
             "day.from-3-2.hl7"
         );
-    }
-
-    #[test]
-    fn a_recurring_file_name_never_overwrites_an_earlier_remainder() {
-        let dir = tempfile::tempdir().unwrap();
-        let names = || (1..).map(|n| remainder_name(Path::new("in/adt.hl7"), 2, n));
-        assert_eq!(
-            write_new(dir.path(), names(), b"first").unwrap(),
-            "adt.from-2.hl7"
-        );
-        assert_eq!(
-            write_new(dir.path(), names(), b"second").unwrap(),
-            "adt.from-2-2.hl7"
-        );
-        let read = |name: &str| std::fs::read(dir.path().join(name)).unwrap();
-        assert_eq!(read("adt.from-2.hl7"), b"first");
-        assert_eq!(read("adt.from-2-2.hl7"), b"second");
-        let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
-        assert_eq!(left.len(), 2, "no temporary file is left behind");
     }
 }
