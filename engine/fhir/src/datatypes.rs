@@ -513,6 +513,12 @@ pub fn quantity(cx: &Ctx, value: &str, units: &Rep) -> Option<Value> {
     object(m)
 }
 
+/// CQ (quantity^units, the units a CWE in subcomponents: `2^mL&milliliter&UCUM`) to `Quantity`, after
+/// the IG's CQ[Quantity]: the unit text, with the UCUM code when the units are UCUM (see [`quantity`]).
+pub fn composite_quantity(cx: &Ctx, cq: &Rep) -> Option<Value> {
+    quantity(cx, cq.comp(1), &cq.nested(2))
+}
+
 /// Adds `unit`, `system` and `code` for CWE units to a Quantity map.
 pub(crate) fn put_units(cx: &Ctx, m: &mut Map<String, Value>, units: &Rep) {
     let (code, text, system) = (units.comp(1), units.comp(2), units.comp(3));
@@ -725,6 +731,27 @@ mod tests {
         );
         assert_eq!(eip_identifier(&v, &r("^LS-2"), 1), None);
         assert_eq!(eip_identifier(&v, &r("&EHR"), 1), None, "no entity id");
+    }
+
+    #[test]
+    fn cq_gives_quantity_with_ucum_code() {
+        let v = vocab();
+        let v = Ctx::new(&v);
+        assert_eq!(
+            composite_quantity(&v, &r("2^mL&milliliter&UCUM")).unwrap(),
+            json!({"value": 2, "unit": "milliliter", "system": "http://unitsofmeasure.org", "code": "mL"})
+        );
+        assert_eq!(
+            composite_quantity(&v, &r("1.5^mmol/l")).unwrap(),
+            json!({"value": 1.5, "unit": "mmol/l", "system": "http://unitsofmeasure.org", "code": "mmol/L"}),
+            "unit text the ucum-units map knows"
+        );
+        assert_eq!(
+            composite_quantity(&v, &r("3^TUBE&tubes&L")).unwrap(),
+            json!({"value": 3, "unit": "tubes"})
+        );
+        assert_eq!(composite_quantity(&v, &r("^mL")), None);
+        assert_eq!(composite_quantity(&v, &r("some^mL")), None);
     }
 
     #[test]

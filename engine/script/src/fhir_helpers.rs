@@ -321,6 +321,7 @@ fn register_datatypes(engine: &mut Engine) {
     register_each(engine, "cwes", dt::codeable_concept);
     register_each(engine, "practitioners", dt::practitioner);
     register_first(engine, "ei", dt::entity_identifier);
+    register_first(engine, "cq", dt::composite_quantity);
     engine.register_fn(
         "eip",
         |c: NativeCallContext, fx: &mut FhirContext, s: Dynamic, f: INT, n: INT| -> Res<Array> {

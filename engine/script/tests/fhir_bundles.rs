@@ -451,7 +451,8 @@ fn oru_r01_specimens_are_linked_from_their_reports_and_observations() {
     assert_eq!(collection["bodySite"]["coding"][0]["code"], "71836000");
     assert_eq!(
         collection["quantity"],
-        serde_json::json!({"value": 2, "unit": "mL"})
+        serde_json::json!({"value": 2, "unit": "milliliter", "system": "http://unitsofmeasure.org", "code": "mL"}),
+        "SPM-12 CQ with UCUM units"
     );
     assert_eq!(
         collection["collectedPeriod"],
