@@ -285,47 +285,106 @@ pub fn eip_identifier(cx: &Ctx, eip: &Rep, n: usize) -> Option<Value> {
     entity_identifier(cx, &eip.nested(n))
 }
 
-/// XPN to `HumanName`: family (FN-1), given (XPN-2, XPN-3), prefix, suffixes, use (name-type), period.
+/// `HumanName.family` extensions for FN-2..FN-5 (IG FN[HumanName]): surname prefix and surname of the
+/// person's own and of the partner's family name.
+const FAMILY_PART_URLS: [(usize, &str); 4] = [
+    (
+        2,
+        "http://hl7.org/fhir/StructureDefinition/humanname-own-prefix",
+    ),
+    (
+        3,
+        "http://hl7.org/fhir/StructureDefinition/humanname-own-name",
+    ),
+    (
+        4,
+        "http://hl7.org/fhir/StructureDefinition/humanname-partner-prefix",
+    ),
+    (
+        5,
+        "http://hl7.org/fhir/StructureDefinition/humanname-partner-name",
+    ),
+];
+
+/// The `HumanName` extension for XPN-11 / XCN-18.
+const ASSEMBLY_ORDER_URL: &str = "http://hl7.org/fhir/StructureDefinition/humanname-assembly-order";
+
+/// XPN to `HumanName`: family (FN-1, FN-2..5 as `_family` extensions), given (XPN-2, XPN-3), prefix,
+/// suffixes, use (name-type), period, assembly order (XPN-11) extension.
 pub fn human_name(cx: &Ctx, xpn: &Rep) -> Option<Value> {
-    name_parts(
-        cx,
-        xpn.sub(1, 1),
-        [xpn.comp(2), xpn.comp(3)],
-        xpn.comp(5),
-        [xpn.comp(4), xpn.comp(6), xpn.comp(14)],
-        xpn.comp(7),
-        (xpn.comp(12), xpn.comp(13), &xpn.nested(10)),
-    )
+    NameParts {
+        family: xpn.nested(1),
+        given: [xpn.comp(2), xpn.comp(3)],
+        prefix: xpn.comp(5),
+        suffix: [xpn.comp(4), xpn.comp(6), xpn.comp(14)],
+        name_type: xpn.comp(7),
+        assembly_order: xpn.comp(11),
+        period: (xpn.comp(12), xpn.comp(13), xpn.nested(10)),
+    }
+    .to_fhir(cx)
 }
 
-/// The shared body of XPN and XCN names; `use` only when something else is there.
-fn name_parts(
-    cx: &Ctx,
-    family: &str,
-    given: [&str; 2],
-    prefix: &str,
-    suffix: [&str; 3],
-    name_type: &str,
-    (start, end, range): (&str, &str, &Rep),
-) -> Option<Value> {
-    let mut m = Map::new();
-    put_str(&mut m, "family", family);
-    put(&mut m, "given", strings(given));
-    put(&mut m, "prefix", strings([prefix]));
-    put(&mut m, "suffix", strings(suffix));
-    if m.is_empty() {
-        return None;
+/// Every `HumanName` one XPN holds: the name itself, and XPN-15 (called by) as a name of its own with
+/// use `nickname` (IG XPN[HumanName] name[2]; every resource using XPN here allows several names).
+pub fn human_names(cx: &Ctx, xpn: &Rep) -> Vec<Value> {
+    let mut names: Vec<Value> = human_name(cx, xpn).into_iter().collect();
+    let called_by = xpn.comp(15);
+    if !called_by.is_empty() {
+        names.push(json!({"use": "nickname", "given": [called_by]}));
     }
-    if let Some(use_) = cx.vocab.code("name-type", name_type) {
-        m.insert("use".into(), json!(use_));
+    names
+}
+
+/// The parts XPN and XCN names share (their component numbers differ).
+struct NameParts<'a> {
+    /// The FN: surname, own prefix, own surname, partner's prefix, partner's surname.
+    family: Rep,
+    given: [&'a str; 2],
+    prefix: &'a str,
+    suffix: [&'a str; 3],
+    name_type: &'a str,
+    assembly_order: &'a str,
+    /// Effective date, expiration date, and the validity range used when both are empty.
+    period: (&'a str, &'a str, Rep),
+}
+
+impl NameParts<'_> {
+    /// The `HumanName`; `None` when no part of the name itself is there (a `use` alone is no name).
+    fn to_fhir(&self, cx: &Ctx) -> Option<Value> {
+        let mut m = Map::new();
+        put_str(&mut m, "family", self.family.comp(1));
+        let family_ext: Vec<Value> = FAMILY_PART_URLS
+            .iter()
+            .filter(|(n, _)| !self.family.comp(*n).is_empty())
+            .map(|(n, url)| json!({"url": url, "valueString": self.family.comp(*n)}))
+            .collect();
+        if !family_ext.is_empty() {
+            m.insert("_family".into(), json!({ "extension": family_ext }));
+        }
+        put(&mut m, "given", strings(self.given));
+        put(&mut m, "prefix", strings([self.prefix]));
+        put(&mut m, "suffix", strings(self.suffix));
+        if m.is_empty() {
+            return None;
+        }
+        if let Some(order) = cx.vocab.code("name-assembly-order", self.assembly_order) {
+            m.insert(
+                "extension".into(),
+                json!([{"url": ASSEMBLY_ORDER_URL, "valueCode": order}]),
+            );
+        }
+        if let Some(use_) = cx.vocab.code("name-type", self.name_type) {
+            m.insert("use".into(), json!(use_));
+        }
+        let (start, end, range) = &self.period;
+        let p = if start.is_empty() && end.is_empty() {
+            period(cx, range.comp(1), range.comp(2))
+        } else {
+            period(cx, start, end)
+        };
+        put(&mut m, "period", p);
+        object(m)
     }
-    let p = if start.is_empty() && end.is_empty() {
-        period(cx, range.comp(1), range.comp(2))
-    } else {
-        period(cx, start, end)
-    };
-    put(&mut m, "period", p);
-    object(m)
 }
 
 /// XAD to `Address`: lines (SAD, XAD-2, XAD-19), city, district, state, postalCode, country, use/type
@@ -445,15 +504,16 @@ pub fn practitioner(cx: &Ctx, xcn: &Rep) -> Option<Value> {
         put(&mut id, "assigner", assigner(&hd));
         m.insert("identifier".into(), json!([Value::Object(id)]));
     }
-    let name = name_parts(
-        cx,
-        xcn.sub(2, 1),
-        [xcn.comp(3), xcn.comp(4)],
-        xcn.comp(6),
-        [xcn.comp(5), xcn.comp(21), ""],
-        xcn.comp(10),
-        (xcn.comp(19), xcn.comp(20), &xcn.nested(17)),
-    );
+    let name = NameParts {
+        family: xcn.nested(2),
+        given: [xcn.comp(3), xcn.comp(4)],
+        prefix: xcn.comp(6),
+        suffix: [xcn.comp(5), xcn.comp(21), ""],
+        name_type: xcn.comp(10),
+        assembly_order: xcn.comp(18),
+        period: (xcn.comp(19), xcn.comp(20), xcn.nested(17)),
+    }
+    .to_fhir(cx);
     if let Some(n) = name {
         m.insert("name".into(), json!([n]));
     }
@@ -697,7 +757,7 @@ mod tests {
     fn xpn_gives_human_name() {
         let v = vocab();
         let v = Ctx::new(&v);
-        let n = human_name(&v, &r("Everyman&van&Everyman^Adam^A Bo^III^Dr^PhD^L")).unwrap();
+        let n = human_name(&v, &r("Everyman^Adam^A Bo^III^Dr^PhD^L")).unwrap();
         assert_eq!(
             n,
             json!({"family": "Everyman", "given": ["Adam", "A Bo"], "prefix": ["Dr"], "suffix": ["III", "PhD"], "use": "official"})
@@ -711,6 +771,62 @@ mod tests {
             human_name(&v, &r("Solo")).unwrap(),
             json!({"family": "Solo"})
         );
+    }
+
+    #[test]
+    fn xpn_15_called_by_is_a_nickname_of_its_own() {
+        let v = vocab();
+        let v = Ctx::new(&v);
+        let names = human_names(&v, &r("Everyman^Adam^^^^^L^^^^^^^^Ace"));
+        assert_eq!(
+            names,
+            [
+                json!({"family": "Everyman", "given": ["Adam"], "use": "official"}),
+                json!({"use": "nickname", "given": ["Ace"]}),
+            ]
+        );
+        assert_eq!(
+            human_names(&v, &r("^^^^^^^^^^^^^^Ace")),
+            [json!({"use": "nickname", "given": ["Ace"]})],
+            "a called-by name alone is still a name"
+        );
+        assert_eq!(
+            human_names(&v, &r("Everyman^Adam^^^^^^^^^^^^^\"\"")).len(),
+            1,
+            "an HL7 null called-by is no nickname"
+        );
+        assert!(human_names(&v, &r("")).is_empty());
+    }
+
+    #[test]
+    fn fn_parts_and_xpn_11_become_name_extensions() {
+        let v = vocab();
+        let v = Ctx::new(&v);
+        let n = human_name(&v, &r("van Gogh-Bos&van&Gogh&&Bos^Anna^^^^^L^^^^F")).unwrap();
+        assert_eq!(n["family"], "van Gogh-Bos");
+        assert_eq!(
+            n["_family"],
+            json!({"extension": [
+                {"url": "http://hl7.org/fhir/StructureDefinition/humanname-own-prefix", "valueString": "van"},
+                {"url": "http://hl7.org/fhir/StructureDefinition/humanname-own-name", "valueString": "Gogh"},
+                {"url": "http://hl7.org/fhir/StructureDefinition/humanname-partner-name", "valueString": "Bos"}]})
+        );
+        assert_eq!(
+            n["extension"],
+            json!([{"url": "http://hl7.org/fhir/StructureDefinition/humanname-assembly-order", "valueCode": "F"}])
+        );
+        let n = human_name(&v, &r("Doe^Jo^^^^^^^^^ZZ")).unwrap();
+        assert!(
+            n.get("extension").is_none(),
+            "an assembly order the map does not know is left out: {n}"
+        );
+        assert!(n.get("_family").is_none());
+        let p = practitioner(&v, &r("7^de Wit&de&Wit^Jan^^^^^^^^^^^^^^^G")).unwrap();
+        assert_eq!(
+            p["name"][0]["_family"]["extension"][0]["valueString"], "de",
+            "XCN-2 is an FN too"
+        );
+        assert_eq!(p["name"][0]["extension"][0]["valueCode"], "G", "XCN-18");
     }
 
     #[test]

@@ -62,8 +62,13 @@ impl FhirContext {
 /// A datatype conversion of one repetition.
 type Convert = fn(&Ctx, &Rep) -> Option<Value>;
 
-/// Registers `fx.<name>(seg, field)`: the conversion of every repetition of the field.
-fn register_each(engine: &mut Engine, name: &str, convert: Convert) {
+/// Registers `fx.<name>(seg, field)`: the conversion of every repetition of the field, each giving
+/// none, one (`Option`) or several (`Vec`) values.
+fn register_each<R: IntoIterator<Item = Value> + 'static>(
+    engine: &mut Engine,
+    name: &str,
+    convert: fn(&Ctx, &Rep) -> R,
+) {
     engine.register_fn(
         name,
         move |c: NativeCallContext, fx: &mut FhirContext, s: Dynamic, f: INT| -> Res<Array> {
@@ -71,7 +76,7 @@ fn register_each(engine: &mut Engine, name: &str, convert: Convert) {
             Ok(all(fx
                 .reps(seg_index(&c, s)?, f)
                 .iter()
-                .map(|r| convert(&cx, r))))
+                .flat_map(|r| convert(&cx, r))))
         },
     );
 }
@@ -162,8 +167,8 @@ fn opt_str(value: Option<String>) -> Dynamic {
     value.map_or(Dynamic::UNIT, Dynamic::from)
 }
 
-fn all(values: impl Iterator<Item = Option<Value>>) -> Array {
-    values.flatten().map(to_dynamic).collect()
+fn all(values: impl Iterator<Item = Value>) -> Array {
+    values.map(to_dynamic).collect()
 }
 
 fn json_of(value: &Dynamic) -> Res<Value> {
@@ -316,7 +321,7 @@ fn register_datatypes(engine: &mut Engine) {
         },
     );
     register_each(engine, "identifiers", dt::identifier);
-    register_each(engine, "names", dt::human_name);
+    register_each(engine, "names", dt::human_names);
     register_each(engine, "addresses", dt::address);
     register_each(engine, "cwes", dt::codeable_concept);
     register_each(engine, "practitioners", dt::practitioner);
@@ -350,7 +355,7 @@ fn register_datatypes(engine: &mut Engine) {
             Ok(all(fx
                 .reps(seg_index(&c, s)?, f)
                 .iter()
-                .map(|r| dt::contact_point(&cx, r, default_use))))
+                .filter_map(|r| dt::contact_point(&cx, r, default_use))))
         },
     );
     engine.register_fn(

@@ -148,10 +148,25 @@ fn adt_a01_patient_encounter_and_patient_level_resources() {
     assert_eq!(p["name"][0]["given"], serde_json::json!(["Adam", "A"]));
     assert_eq!(p["name"][0]["use"], "official");
     assert_eq!(
-        p["name"][1],
-        serde_json::json!({"use": "nickname", "given": ["Ace"]}),
+        p["name"][0]["extension"],
+        serde_json::json!([{"url": "http://hl7.org/fhir/StructureDefinition/humanname-assembly-order", "valueCode": "G"}]),
+        "XPN-11"
+    );
+    // XPN-15 (called by) of every repetition is a nickname of its own, written once.
+    let names: Vec<&Value> = p["name"].as_array().unwrap().iter().collect();
+    assert_eq!(names.len(), 4, "{names:?}");
+    assert_eq!(
+        names[1],
+        &serde_json::json!({"use": "nickname", "given": ["Ace"]}),
         "XPN-15 called by"
     );
+    assert_eq!(names[2]["use"], "usual", "second repetition, XPN-7 D");
+    assert_eq!(
+        names[3],
+        &serde_json::json!({"use": "nickname", "given": ["Addy"]})
+    );
+    let nicknames = names.iter().filter(|n| n["use"] == "nickname").count();
+    assert_eq!(nicknames, 2);
     assert_eq!(p["gender"], "male");
     assert_eq!(p["birthDate"], "1980-06-15");
     assert_eq!(p["identifier"][0]["value"], "MRN-1001");
@@ -199,9 +214,18 @@ fn adt_a01_patient_encounter_and_patient_level_resources() {
     let loc = one(&b, "Location");
     assert_eq!(e["location"][0]["location"]["reference"], reference_to(loc));
 
+    let spouse = one(&b, "RelatedPerson");
+    assert_eq!(spouse["relationship"][0]["coding"][0]["code"], "SPS");
+    // NK1-2 goes through the same XPN conversion: FN parts as family extensions, XPN-15 a nickname.
     assert_eq!(
-        one(&b, "RelatedPerson")["relationship"][0]["coding"][0]["code"],
-        "SPS"
+        spouse["name"],
+        serde_json::json!([
+            {"family": "Everywoman", "_family": {"extension": [
+                {"url": "http://hl7.org/fhir/StructureDefinition/humanname-own-name", "valueString": "Everywoman"},
+                {"url": "http://hl7.org/fhir/StructureDefinition/humanname-partner-name", "valueString": "Everyman"}]},
+             "given": ["Eve", "E"], "use": "official"},
+            {"use": "nickname", "given": ["Evie"]}
+        ])
     );
     let allergy = one(&b, "AllergyIntolerance");
     assert_eq!(
