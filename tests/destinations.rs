@@ -995,3 +995,55 @@ fn a_file_destination_never_overwrites_an_earlier_message_whose_name_is_the_same
     assert!(read("REUSED1.hl7").contains("First^Patient"));
     assert!(read(&format!("REUSED1.seq-{second}.hl7")).contains("Second^Patient"));
 }
+
+#[test]
+fn a_renamed_destination_says_its_old_queue_waits_and_sends_it_when_the_name_returns() {
+    let dir = tempfile::tempdir().unwrap();
+    let down = SocketAddr::from(([127, 0, 0, 1], support::free_port()));
+    let destination = |name: &str| {
+        format!("  - name: {name}\n    mllp: {{ connect: \"{down}\", connect_timeout: 500ms }}\n    {FAST_RETRY}\n")
+    };
+    let (mut engine, addr) = start_channel(dir.path(), "renamed", &destination("lab"));
+    let sent = ids("RENAMED", 3);
+    send_all(addr, &sent);
+    assert_eq!(engine.stop(), Some(0));
+
+    // A typo fixed during the outage: the queue under the old name is not served, and the log says so.
+    engine.channel(
+        "renamed.yaml",
+        &channel_yaml("renamed", addr, &destination("lab-new")),
+    );
+    engine.start();
+    support::wait_listening(addr);
+    let warning = || {
+        engine
+            .log_text()
+            .lines()
+            .find(|l| {
+                l.contains("messages are queued for a destination this channel no longer has")
+            })
+            .map(str::to_owned)
+    };
+    assert!(
+        eventually(10, || warning().is_some()),
+        "{}",
+        engine.log_text()
+    );
+    let warning = warning().unwrap();
+    assert!(
+        warning.contains("destination=\"lab\"") || warning.contains("destination=lab "),
+        "{warning}"
+    );
+    assert!(warning.contains("messages=3"), "{warning}");
+    assert_eq!(engine.stop(), Some(0));
+
+    // The old name back: its queue goes out.
+    let peer = MllpPeer::start_on(down, |_, _| "AA");
+    engine.channel(
+        "renamed.yaml",
+        &channel_yaml("renamed", addr, &destination("lab")),
+    );
+    engine.start();
+    assert!(eventually(20, || peer.ids() == sent), "{:?}", peer.ids());
+    assert_eq!(engine.stop(), Some(0));
+}

@@ -123,6 +123,7 @@ pub fn start_workers(
         paused: AtomicBool::new(paused),
         log_content: config.log_content,
     });
+    warn_unserved_queues(config, ctx.store.as_ref());
     let mut destinations = Vec::new();
     for d in &config.destinations {
         let metrics = previous
@@ -168,6 +169,25 @@ pub fn start_workers(
         destinations,
         config: config.clone(),
     })
+}
+
+/// Says, at every start, which queued messages no destination of this configuration will send: a
+/// destination that was removed, renamed or switched off by `when_env` leaves its queue in the store,
+/// and without this those messages would wait silently. Adding the destination back sends them.
+fn warn_unserved_queues(config: &ChannelConfig, store: &dyn Store) {
+    let queued = match store.queued_destinations(&config.name) {
+        Ok(queued) => queued,
+        Err(e) => {
+            error!(channel = %config.name, error = %e, "cannot list the channel's destination queues");
+            return;
+        }
+    };
+    for (destination, messages) in queued {
+        if !config.destinations.iter().any(|d| d.name == destination) {
+            error!(channel = %config.name, destination, messages,
+                "messages are queued for a destination this channel no longer has; they are sent once a destination of that name is configured again");
+        }
+    }
 }
 
 /// Wait for a wake-up, the stop signal or the idle poll, whichever comes first; `false` when stopping.

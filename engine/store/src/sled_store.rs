@@ -182,6 +182,15 @@ impl Depths {
     fn get(&self, prefix: &[u8]) -> u64 {
         self.lock().get(prefix).copied().unwrap_or(0)
     }
+
+    /// Every non-empty queue whose prefix starts with `prefix`, with its depth.
+    fn under(&self, prefix: &[u8]) -> Vec<(Vec<u8>, u64)> {
+        self.lock()
+            .iter()
+            .filter(|(queue, depth)| **depth > 0 && queue.starts_with(prefix))
+            .map(|(queue, depth)| (queue.clone(), *depth))
+            .collect()
+    }
 }
 
 /// [`Store`] on sled. Dropping it answers every outstanding durability waiter and flushes.
@@ -895,6 +904,21 @@ impl Store for SledStore {
             depth: self.outbox_depths.get(&prefix),
             oldest_at,
         })
+    }
+
+    fn queued_destinations(&self, channel: &str) -> Result<Vec<(String, u64)>> {
+        let prefix = keys::channel(channel)?;
+        let mut queued = self
+            .outbox_depths
+            .under(&prefix)
+            .into_iter()
+            .map(|(queue, depth)| {
+                let rest = queue.get(prefix.len()..).unwrap_or_default();
+                Ok((keys::split_name(rest)?.0, depth))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        queued.sort();
+        Ok(queued)
     }
 
     fn reprocess(

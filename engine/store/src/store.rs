@@ -105,6 +105,10 @@ pub trait Store: Send + Sync {
     /// Depth and age of one destination's outbox.
     fn outbox_stats(&self, channel: &str, destination: &str) -> Result<QueueStats>;
 
+    /// Every destination of the channel that has messages queued, with how many, by name. Finds queues a
+    /// configuration no longer serves (a destination removed, renamed or disabled).
+    fn queued_destinations(&self, channel: &str) -> Result<Vec<(String, u64)>>;
+
     /// Puts a copy of a processed message's raw bytes in the channel's inbox so it runs again through the
     /// current scripts, received at `at`. The original stays as it was, plus a `Reprocessed` history
     /// event naming the copy; the copy's `reprocess_of` names the original. With `destination`, only that
