@@ -82,6 +82,10 @@ pub enum AckPolicy {
     Never,
 }
 
+/// The slowest pace, in bytes per millisecond (16 KB/s), at which a frame's bytes extend the time it
+/// may take beyond `read_timeout`.
+const MIN_FRAME_BYTES_PER_MS: u64 = 16;
+
 /// Listener settings; `ListenerConfig::new(addr)` gives the defaults.
 #[derive(Debug, Clone)]
 pub struct ListenerConfig {
@@ -89,7 +93,8 @@ pub struct ListenerConfig {
     pub bind: String,
     /// Connections served at once; more are accepted and closed at once.
     pub max_connections: usize,
-    /// How long a peer may stall in the middle of a frame (also bounds the TLS handshake).
+    /// How long a frame may take from its first byte to its last, plus a millisecond per 16 bytes of it
+    /// (also bounds the TLS handshake).
     pub read_timeout: Duration,
     /// How long a connection may stay silent between messages; `None` keeps it open.
     pub idle_timeout: Option<Duration>,
@@ -267,6 +272,7 @@ impl<H: Handler> Shared<H> {
         // making new ones per read took a lock on the token and on the timer wheel for every message.
         let mut cancelled = pin!(cancel.cancelled());
         let mut deadline = pin!(tokio::time::sleep(Duration::ZERO));
+        let mut frame_started = None;
         let close = loop {
             match codec.decode(&mut buf) {
                 Ok(Some(frame)) => {
@@ -301,18 +307,28 @@ impl<H: Handler> Shared<H> {
                 }
                 Err(e) => break Close::Io(std::io::Error::other(e.to_string())),
             }
-            let (wait, what) = if codec.is_mid_frame() {
-                (Some(self.config.read_timeout), "peer stalled mid-frame")
+            let now = tokio::time::Instant::now();
+            let (due, what) = if codec.is_mid_frame() {
+                // Timed from the frame's start, not from the last read: a peer dribbling a byte now and
+                // then would otherwise hold its connection slot for ever. Bytes that arrive buy time at
+                // the minimum pace, so a large frame over a slow link still gets through.
+                let started = *frame_started.get_or_insert(now);
+                let pace = u64::try_from(buf.len()).unwrap_or(u64::MAX) / MIN_FRAME_BYTES_PER_MS;
+                (
+                    Some(started + self.config.read_timeout + Duration::from_millis(pace)),
+                    "peer too slow mid-frame",
+                )
             } else {
-                (self.config.idle_timeout, "idle connection")
+                frame_started = None;
+                (self.config.idle_timeout.map(|w| now + w), "idle connection")
             };
-            if let Some(wait) = wait {
-                deadline.as_mut().reset(tokio::time::Instant::now() + wait);
+            if let Some(due) = due {
+                deadline.as_mut().reset(due);
             }
             buf.reserve(8 * 1024);
             let read = tokio::select! {
                 () = &mut cancelled => break Close::Shutdown,
-                () = &mut deadline, if wait.is_some() => break Close::Timeout(what),
+                () = &mut deadline, if due.is_some() => break Close::Timeout(what),
                 read = stream.read_buf(&mut buf) => read,
             };
             match read {

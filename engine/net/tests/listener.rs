@@ -225,6 +225,31 @@ async fn peer_stalling_mid_frame_is_timed_out_while_others_are_served() {
 }
 
 #[tokio::test]
+async fn peer_dribbling_a_frame_is_timed_out_from_the_frame_start() {
+    let server = start(Recorder::new(Outcome::Accept), |c| {
+        c.read_timeout = Duration::from_millis(600);
+    })
+    .await;
+    let mut dribbler = Client::connect(server.addr).await;
+    dribbler.stream.write_all(b"\x0bMSH|^~\\&|").await.unwrap();
+    // A byte every 100 ms never lets a per-read timeout of 600 ms expire.
+    let started = tokio::time::Instant::now();
+    let mut closed = false;
+    while started.elapsed() < Duration::from_secs(10) {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        if dribbler.stream.write_all(b"X").await.is_err() {
+            closed = true;
+            break;
+        }
+        if dribbler.recv_within(Duration::from_millis(1)).await == Ok(None) {
+            closed = true;
+            break;
+        }
+    }
+    assert!(closed, "a dribbled frame kept its connection for 10 s");
+}
+
+#[tokio::test]
 async fn idle_connection_is_closed_after_the_idle_timeout() {
     let server = start(Recorder::new(Outcome::Accept), |c| {
         c.idle_timeout = Some(Duration::from_millis(300));
