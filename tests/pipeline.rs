@@ -13,7 +13,8 @@ mod http_server;
 #[path = "support/mod.rs"]
 mod support;
 
-use std::net::SocketAddr;
+use std::io::Read;
+use std::net::{SocketAddr, TcpStream};
 use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use std::sync::Arc;
 
@@ -213,6 +214,29 @@ fn http_source_answers_with_the_ack_and_rejects_a_malformed_body() {
         eventually(10, || out.join("WEB1.hl7").exists()),
         "the accepted message was not delivered"
     );
+
+    // A client holding 64 silent connections gets no 65th, and cannot lock others out for longer
+    // than it holds them.
+    let silent: Vec<TcpStream> = (0..64).map(|_| TcpStream::connect(addr).unwrap()).collect();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let mut one_more = TcpStream::connect(addr).unwrap();
+    one_more
+        .set_read_timeout(Some(std::time::Duration::from_secs(5)))
+        .unwrap();
+    let mut byte = [0u8; 1];
+    assert!(
+        matches!(one_more.read(&mut byte), Ok(0)),
+        "the connection over the limit should be closed at once"
+    );
+    drop(silent);
+    assert!(eventually(10, || admin::request(
+        addr,
+        "POST",
+        "/hl7",
+        None,
+        adt("WEB2").as_bytes()
+    )
+    .0 == 200));
 
     // A body that is not HL7 is refused with the reason, and kept as errored rather than dropped.
     let (status, nak) = admin::request(addr, "POST", "/hl7", None, b"PID|1||no header here\r");

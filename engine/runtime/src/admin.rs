@@ -456,12 +456,14 @@ pub async fn serve(
     };
     let addr = listener.local_addr().ok();
     info!(addr = ?addr, "admin API listening");
-    let result = axum::serve(listener, router(admin))
-        .with_graceful_shutdown(stop)
-        .await;
-    if let Err(e) = result {
-        error!(error = %e, "admin API stopped");
-    }
+    crate::http_serve::serve(
+        listener,
+        router(admin),
+        "admin API",
+        stop,
+        std::time::Duration::from_secs(5),
+    )
+    .await;
 }
 
 #[cfg(test)]

@@ -11,6 +11,7 @@ mod channel;
 mod channels;
 mod destination;
 pub mod encryption;
+mod http_serve;
 pub mod metrics;
 mod pipeline;
 mod pool;

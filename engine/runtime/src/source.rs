@@ -17,6 +17,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
 use crate::channel::ChannelShared;
+use crate::http_serve;
 use crate::metrics::inc;
 use crate::now_millis;
 use crate::pipeline::Verdict;
@@ -486,17 +487,45 @@ async fn serve_http(
     let app = axum::Router::new()
         .route(&h.path, post(http_message))
         .with_state(Arc::clone(&ch));
-    let result = axum::serve(listener, app)
-        .with_graceful_shutdown(async move { stop.cancelled().await })
-        .await;
-    if let Err(e) = result {
-        error!(channel = %ch.name, error = %e, "HTTP source stopped");
-    }
+    let what = format!("channel {} HTTP source", ch.name);
+    http_serve::serve(listener, app, &what, stop.cancelled(), DRAIN_TIMEOUT).await;
 }
 
-/// POST an HL7 message: the response body is its ACK (200 for AA, 400 for AR, 500 for AE).
+/// POST an HL7 message: the response body is its ACK (200 for AA, 400 for AR, 500 for AE). A body
+/// that does not arrive in time or is over the MLLP frame limit is refused before anything is stored.
 async fn http_message(
     axum::extract::State(ch): axum::extract::State<Arc<ChannelShared>>,
+    body: axum::body::Body,
+) -> axum::response::Response {
+    use axum::http::StatusCode;
+    use axum::response::IntoResponse;
+    let limit = FramingConfig::default().max_frame_length;
+    let body =
+        match tokio::time::timeout(http_serve::BODY_TIMEOUT, axum::body::to_bytes(body, limit))
+            .await
+        {
+            Ok(Ok(body)) => body,
+            Ok(Err(_)) => {
+                return (
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    format!("the message is over {limit} bytes\n"),
+                )
+                    .into_response()
+            }
+            Err(_) => {
+                return (
+                    StatusCode::REQUEST_TIMEOUT,
+                    "the message did not arrive in time\n",
+                )
+                    .into_response()
+            }
+        };
+    answer_http(&ch, body).await.into_response()
+}
+
+/// Stores and answers one HL7 message posted to the HTTP source.
+async fn answer_http(
+    ch: &ChannelShared,
     body: Bytes,
 ) -> (
     axum::http::StatusCode,
@@ -511,7 +540,7 @@ async fn http_message(
             .err()
             .map(|e| e.to_string()),
     };
-    let outcome = accept(&ch, &body, header.as_ref(), invalid).await;
+    let outcome = accept(ch, &body, header.as_ref(), invalid).await;
     let (status, code, error) = match &outcome {
         Outcome::Accept | Outcome::NoAck => (StatusCode::OK, AckCode::AA, None),
         Outcome::Error(reason) => (
