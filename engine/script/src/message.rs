@@ -30,7 +30,19 @@ struct State {
     /// One slot per segment, in message order; built only when a script first asks for a handle.
     slots: Option<Vec<Slot>>,
     next_id: u64,
+    /// Where the last handle was found: scripts walk segments in order, so the next is usually beside it.
+    hint: usize,
+    /// Writes so far, for [`State::check_growth`].
+    writes: u64,
 }
+
+/// Longest a message may grow to as text through a script's writes.
+const MAX_MESSAGE_TEXT: usize = 64 * 1024 * 1024;
+/// A write of a value at least this long checks the message's size at once; smaller ones every
+/// [`SIZE_CHECK_EVERY`] writes, so the check stays cheap on a large message.
+const LARGE_WRITE: usize = 64 * 1024;
+/// See [`LARGE_WRITE`].
+const SIZE_CHECK_EVERY: u64 = 64;
 
 impl State {
     fn buf(&mut self) -> Res<&mut MessageBuf> {
@@ -48,8 +60,31 @@ impl State {
         }
     }
 
+    /// Refuses a message grown past [`MAX_MESSAGE_TEXT`] by writes (each write's reach is bounded by the
+    /// parser, but a loop of them is bounded only by the operation limit).
+    fn check_growth(&mut self, value_len: usize) -> Res<()> {
+        self.writes += 1;
+        if value_len < LARGE_WRITE && !self.writes.is_multiple_of(SIZE_CHECK_EVERY) {
+            return Ok(());
+        }
+        let len = self.buf()?.text_len();
+        if len > MAX_MESSAGE_TEXT {
+            return err(format!(
+                "the message grew to {len} bytes, past the {MAX_MESSAGE_TEXT} a script may build"
+            ));
+        }
+        Ok(())
+    }
+
     /// Slots for the current segments; after a path write that created segments, the new ones get new ids.
     fn slots(&mut self) -> Res<&mut Vec<Slot>> {
+        let count = self.buf()?.segment_count();
+        // Segments are inserted and removed only through `insert_at`/`remove_at`, which keep the slots in
+        // step, and path writes only append: the slots are current unless the count moved. Rebuilding
+        // them at every handle access made a loop over a message's segments quadratic.
+        if self.slots.as_ref().is_some_and(|s| s.len() == count) {
+            return Ok(self.slots.get_or_insert_with(Vec::new));
+        }
         let names = segment_names(self.buf()?);
         let old = self.slots.take().unwrap_or_default();
         let mut slots = Vec::with_capacity(names.len());
@@ -68,8 +103,17 @@ impl State {
     }
 
     fn index_of(&mut self, id: u64) -> Res<usize> {
-        match self.slots()?.iter().position(|s| s.id == id) {
-            Some(index) => Ok(index),
+        let hint = self.hint;
+        let slots = self.slots()?;
+        let len = slots.len();
+        let found = (hint..len)
+            .chain(0..hint.min(len))
+            .find(|&i| slots.get(i).is_some_and(|s| s.id == id));
+        match found {
+            Some(index) => {
+                self.hint = index;
+                Ok(index)
+            }
             None => err("this segment was removed from the message"),
         }
     }
@@ -106,6 +150,8 @@ impl MessageHandle {
             buf: Some(buf),
             slots: None,
             next_id: 0,
+            hint: 0,
+            writes: 0,
         })))
     }
 
@@ -155,6 +201,18 @@ impl SegmentHandle {
         let mut state = self.msg.lock();
         let index = state.index_of(self.id)?;
         f(state.buf()?, index)
+    }
+
+    /// Writes `value` at `fp` in this segment.
+    fn set(&self, fp: &FieldPath, value: &Dynamic) -> Res<()> {
+        let value = value_text(value);
+        let mut state = self.msg.lock();
+        let index = state.index_of(self.id)?;
+        state
+            .buf()?
+            .set_in(index, fp, &value)
+            .map_err(|e| e.to_string())?;
+        state.check_growth(value.len())
     }
 
     /// The absolute path of `fp` in this segment (`OBX[2]-5`), for the message-level operations.
@@ -209,11 +267,7 @@ impl RepetitionHandle {
 
     fn set(&self, component_path: &str, value: Dynamic) -> Res<()> {
         let fp = self.field_path(component_path)?;
-        let value = value_text(&value);
-        self.segment.with(|buf, index| {
-            buf.set_in(index, &fp, &value)
-                .map_err(|e| e.to_string().into())
-        })
+        self.segment.set(&fp, &value)
     }
 }
 
@@ -251,7 +305,9 @@ fn register_message(engine: &mut Engine) {
     engine.register_indexer_set(|m: &mut MessageHandle, path: &str, value: Dynamic| {
         let path = parse_path(path)?;
         let value = value_text(&value);
-        m.with(|buf| buf.set(&path, &value).map_err(|e| e.to_string().into()))
+        let mut state = m.lock();
+        state.buf()?.set(&path, &value).map_err(|e| e.to_string())?;
+        state.check_growth(value.len())
     });
     engine.register_fn("get", |m: &mut MessageHandle, path: &str| msg_get(m, path));
     engine.register_fn("has", |m: &mut MessageHandle, path: &str| {
@@ -420,6 +476,7 @@ fn insert_at(m: &MessageHandle, state: &mut State, at: usize, name: &str) -> Res
         .buf()?
         .insert_segment(at, path.segment())
         .map_err(|e| e.to_string())?;
+    state.check_growth(0)?;
     let slot = state.fresh_slot(name_bytes(path.segment()));
     if let Some(slots) = state.slots.as_mut() {
         slots.insert(at.min(slots.len()), slot);
@@ -447,12 +504,7 @@ fn register_segment(engine: &mut Engine) {
     engine.register_type_with_name::<SegmentHandle>("Segment");
     engine.register_indexer_get(|s: &mut SegmentHandle, path: &str| seg_get(s, path));
     engine.register_indexer_set(|s: &mut SegmentHandle, path: &str, value: Dynamic| {
-        let fp = parse_field_path(path)?;
-        let value = value_text(&value);
-        s.with(|buf, index| {
-            buf.set_in(index, &fp, &value)
-                .map_err(|e| e.to_string().into())
-        })
+        s.set(&parse_field_path(path)?, &value)
     });
     engine.register_fn("get", |s: &mut SegmentHandle, path: &str| seg_get(s, path));
     engine.register_fn("has", |s: &mut SegmentHandle, path: &str| {

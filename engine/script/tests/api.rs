@@ -388,6 +388,38 @@ fn huge_string_and_array_are_stopped() {
 }
 
 #[test]
+fn a_write_cannot_build_a_huge_message_from_a_number_in_the_message() {
+    // Numbers a script takes from a message (OBX-1 = 4000000000) must not make one write build
+    // gigabytes of empty segments or positions.
+    for (code, what) in [
+        (r#"msg["NTE[4000000000]-3"] = "x";"#, "segment 4000000000"),
+        (r#"msg["PID-3[4000000000]"] = "";"#, "repetition 4000000000"),
+        (r#"msg["PID-999999"] = "x";"#, "field 999999"),
+        (
+            r#"let p = msg.segments("PID")[0]; p["5-1-4000000"] = "x";"#,
+            "subcomponent 4000000",
+        ),
+    ] {
+        let err = run_err(code);
+        assert!(
+            err.message.contains(what) && err.message.contains("past what exists"),
+            "{code}: {err}"
+        );
+    }
+    // Writing just past the end still creates what is missing.
+    let out = transform_hl7(r#"msg["NTE[3]-3"] = "third"; msg"#);
+    assert_eq!(get(&out, "NTE[3]-3"), "third");
+}
+
+#[test]
+fn writes_cannot_grow_the_message_past_its_limit() {
+    let err = run_err(
+        r#"let big = "x"; big.pad(60000, 'x'); for i in 1..2000 { msg["ZZZ[" + i + "]-1"] = big; }"#,
+    );
+    assert!(err.message.contains("past the"), "{err}");
+}
+
+#[test]
 fn lookup_tables_with_default() {
     let dir = tempfile::tempdir().unwrap();
     let csv = dir.path().join("sex.csv");

@@ -123,6 +123,9 @@ impl SegmentBuf {
     }
 }
 
+/// How far past the existing segments or positions one write may create new ones.
+pub const MAX_WRITE_REACH: usize = 1000;
+
 /// An owned, editable message in any supported character set.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MessageBuf {
@@ -274,6 +277,14 @@ impl MessageBuf {
                     .iter()
                     .filter(|s| s.name() == path.segment())
                     .count();
+                if path.occurrence() - have > MAX_WRITE_REACH {
+                    return Err(PathError::TooFar {
+                        path: path.to_string(),
+                        what: "segment",
+                        number: path.occurrence(),
+                        limit: MAX_WRITE_REACH,
+                    });
+                }
                 for _ in have..path.occurrence() {
                     self.add_segment(path.segment())?;
                 }
@@ -317,6 +328,25 @@ impl MessageBuf {
         if fp.subcomponent.is_some_and(|s| s > 1) && d.subcomponent.is_none() {
             return Err(PathError::NoSubcomponentSeparator {
                 path: fp.to_string(),
+            });
+        }
+        // Positions past the end are created empty, so the distance from what exists is what a write
+        // costs; a field's pieces are few, so counting from 0 is exact enough for them.
+        let reach = [
+            ("field", fp.field, seg.field_count(d.field)),
+            ("repetition", fp.repetition.unwrap_or(1), 0),
+            ("component", fp.component.unwrap_or(1), 0),
+            ("subcomponent", fp.subcomponent.unwrap_or(1), 0),
+        ];
+        if let Some(&(what, number, _)) = reach
+            .iter()
+            .find(|(_, number, have)| number.saturating_sub(*have) > MAX_WRITE_REACH)
+        {
+            return Err(PathError::TooFar {
+                path: fp.to_string(),
+                what,
+                number,
+                limit: MAX_WRITE_REACH,
             });
         }
         let new = element::replace(
@@ -398,6 +428,11 @@ impl MessageBuf {
     /// Number of segments.
     pub fn segment_count(&self) -> usize {
         self.segments.len()
+    }
+
+    /// Length of the message as text (segments and their terminators), without encoding it.
+    pub fn text_len(&self) -> usize {
+        self.segments.iter().map(|s| s.raw.len() + 1).sum()
     }
 
     /// Segment names in order.

@@ -231,6 +231,19 @@ pub enum PathError {
         /// The path as written.
         path: String,
     },
+    /// A write would create more than [`crate::MAX_WRITE_REACH`] positions or segments at once: a
+    /// number taken from a message (`NTE[4000000000]`) must not make one write build gigabytes.
+    #[error("path '{path}' reaches {what} {number}, more than {limit} past what exists; write closer to the end")]
+    TooFar {
+        /// The path as written.
+        path: String,
+        /// What the number counts (segment, field, repetition, component, subcomponent).
+        what: &'static str,
+        /// The number asked for.
+        number: usize,
+        /// How far past the existing ones a write may reach.
+        limit: usize,
+    },
     /// MSH-1/MSH-2 (and FHS/BHS) hold the delimiters and cannot be changed by path.
     #[error("path '{path}' addresses the delimiters, which cannot be set")]
     ReadOnly {

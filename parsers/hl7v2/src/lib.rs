@@ -38,7 +38,7 @@ mod message;
 mod path;
 
 pub use batch::{split_batch, Batch, BatchGroup, BatchSegment};
-pub use buf::{MessageBuf, SegmentView};
+pub use buf::{MessageBuf, SegmentView, MAX_WRITE_REACH};
 pub use charset::Charset;
 pub use delim::Delimiters;
 pub use error::{ParseError, PathError};
