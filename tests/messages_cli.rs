@@ -378,6 +378,19 @@ fn the_admin_api_answers_like_the_store_files_and_reprocesses_live() {
         .unwrap();
     assert!(!wrong.status.success());
 
+    // A destination the channel does not have is refused before anything is copied, and a listing
+    // too large to build in the engine's memory is refused with the way round it.
+    let typo = online(&["reprocess", &good_seq, "--destination", "sink3"]);
+    assert!(!typo.status.success());
+    let said = String::from_utf8_lossy(&typo.stderr);
+    assert!(
+        said.contains("has no destination \"sink3\"") && said.contains("sink, sink2"),
+        "{said}"
+    );
+    let huge = online(&["list", "--limit", "1000000"]);
+    assert!(!huge.status.success());
+    assert!(String::from_utf8_lossy(&huge.stderr).contains("limit 1000000 is over 10000"));
+
     // A named message, again, to one destination only: the running engine delivers the copy at once.
     let report = stdout(&online(&["reprocess", &good_seq, "--destination", "sink2"]));
     let good_copy = copy_of(&report, &good_seq);

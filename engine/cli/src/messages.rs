@@ -202,9 +202,19 @@ fn execute(command: MessagesCommand) -> Result<bool, Failure> {
                     let body = serde_json::to_vec(&request)?;
                     Api::new(&target)?.call(reqwest::Method::POST, &[], &[], Some(body))?
                 }
-                None => offline(&target, |store, log, by| {
-                    browse::reprocess(store, log, by, &target.channel, &request)
-                })?,
+                None => {
+                    let destinations = configured_destinations(&target);
+                    offline(&target, |store, log, by| {
+                        browse::reprocess(
+                            store,
+                            log,
+                            by,
+                            &target.channel,
+                            &request,
+                            destinations.as_deref(),
+                        )
+                    })?
+                }
             };
             print(&target, &report, ReprocessReport::render);
             if report.messages.is_empty() {
@@ -266,6 +276,20 @@ fn offline<T>(
     }
     let log = AuditLog::in_data_dir(&target.data);
     Ok(f(&store, &log, &Accessor::os_user())?)
+}
+
+/// The channel's destination names from the channels folder, when it is there and loads; `None`
+/// otherwise (a destination then cannot be checked before reprocessing).
+fn configured_destinations(target: &Target) -> Option<Vec<String>> {
+    let configs = junction_config::load_dir(&target.channels).ok()?;
+    let channel = configs.iter().find(|c| c.name == target.channel)?;
+    Some(
+        channel
+            .destinations
+            .iter()
+            .map(|d| d.name.clone())
+            .collect(),
+    )
 }
 
 /// The running engine's admin API.

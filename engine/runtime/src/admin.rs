@@ -368,11 +368,21 @@ async fn list_messages(
     Path(channel): Path<String>,
     Query(params): Query<ListParams>,
 ) -> Response {
+    // One answer is built in the engine's memory, beside the traffic: page through more.
+    if let Some(limit) = params.limit.filter(|&l| l > MAX_LIST) {
+        return json_response(
+            StatusCode::BAD_REQUEST,
+            &json!({ "error": format!("limit {limit} is over {MAX_LIST}; use --since or a smaller limit") }),
+        );
+    }
     browse_call(&admin, token, move |store, audit, by| {
         browse::list_messages(store, audit, by, &channel, &params)
     })
     .await
 }
+
+/// Most messages one `GET /channels/{name}/messages` answers with.
+const MAX_LIST: usize = 10_000;
 
 /// `?view=raw|transformed|all&destination=NAME` of `GET /channels/{name}/messages/{seq}`.
 #[derive(serde::Deserialize)]
@@ -410,8 +420,23 @@ async fn reprocess(
         }
     };
     let wake = admin.runtime.channel(&channel);
+    let destinations: Option<Vec<String>> = wake.as_ref().map(|running| {
+        running
+            .config
+            .destinations
+            .iter()
+            .map(|d| d.name.clone())
+            .collect()
+    });
     let response = browse_call(&admin, token, move |store, audit, by| {
-        browse::reprocess(store, audit, by, &channel, &request)
+        browse::reprocess(
+            store,
+            audit,
+            by,
+            &channel,
+            &request,
+            destinations.as_deref(),
+        )
     })
     .await;
     // The copies are in the inbox now; do not wait for the worker's idle poll.

@@ -385,13 +385,25 @@ pub fn show_message(
 
 /// Copies messages back into the channel's inbox to run again through the current scripts; the
 /// originals stay and each links to its copy (and the copy back). Blocks until the copies are durable.
+/// `destinations` are the channel's configured destination names when known: a `destination` that is
+/// not one of them is refused, since its copy would go nowhere while the original, now linked to a
+/// copy, no longer counts as waiting to be reprocessed.
 pub fn reprocess(
     store: &dyn Store,
     log: &AuditLog,
     by: &Accessor,
     channel: &str,
     request: &ReprocessRequest,
+    destinations: Option<&[String]>,
 ) -> Result<ReprocessReport, BrowseError> {
+    if let (Some(wanted), Some(known)) = (&request.destination, destinations) {
+        if !known.contains(wanted) {
+            return Err(BrowseError::BadRequest(format!(
+                "channel {channel} has no destination {wanted:?} (it has: {})",
+                known.join(", ")
+            )));
+        }
+    }
     let mut seqs = request.seqs.clone();
     if let Some(status) = &request.status {
         let filter = ListFilter {

@@ -50,7 +50,8 @@ fn parse_rfc3339(s: &str) -> Result<i64, String> {
         return Err(format!("{s:?} is not a date (expected YYYY-MM-DD)"));
     };
     let (year, month, day) = (number(y, "year")?, number(m, "month")?, number(d, "day")?);
-    if !(1..=12).contains(&month) || !(1..=31).contains(&day) {
+    // Bounded so that the arithmetic below cannot overflow, whatever a request sends.
+    if !(0..=9999).contains(&year) || !(1..=12).contains(&month) || !(1..=31).contains(&day) {
         return Err(format!("{s:?} is not a valid date"));
     }
     let mut millis = days_from_civil(year, month, day) * DAY;
@@ -85,8 +86,13 @@ fn parse_rfc3339(s: &str) -> Result<i64, String> {
             .get(1..)
             .and_then(|o| o.split_once(':'))
             .ok_or_else(|| format!("{s:?} has an unreadable offset (expected +HH:MM)"))?;
-        millis -=
-            sign * (number(oh, "offset hours")? * HOUR + number(om, "offset minutes")? * MINUTE);
+        let (oh, om) = (number(oh, "offset hours")?, number(om, "offset minutes")?);
+        if oh > 23 || om > 59 {
+            return Err(format!(
+                "{s:?} has an offset out of range (expected +HH:MM)"
+            ));
+        }
+        millis -= sign * (oh * HOUR + om * MINUTE);
     }
     Ok(millis)
 }
@@ -120,6 +126,19 @@ pub fn parse_since(s: &str, now: u64) -> Result<u64, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn out_of_range_dates_and_offsets_are_refused_not_wrapped() {
+        for s in [
+            "99999999999999999-01-01",
+            "10000-01-01",
+            "2026-01-01T00:00:00+99999999999999:00",
+            "2026-01-01T00:00:00+24:00",
+        ] {
+            assert!(parse_since(s, 0).is_err(), "{s}");
+        }
+        assert!(parse_since("9999-12-31T23:59:59+23:59", 0).is_ok());
+    }
 
     #[test]
     fn formats_and_parses_the_same_instant() {
