@@ -145,6 +145,64 @@ fn changed_script_takes_effect_without_losing_messages() {
 }
 
 #[test]
+fn an_edited_module_or_table_restarts_the_channels_that_use_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let sink_file = dir.path().join("sink.hl7");
+    let (_sink, sink_addr) = support::spawn_listen(&sink_file);
+    let addr = SocketAddr::from(([127, 0, 0, 1], support::free_port()));
+    let mut engine = Engine::new(dir.path());
+    let scripts = dir.path().join("scripts");
+    let tables = dir.path().join("tables");
+    std::fs::create_dir_all(&scripts).unwrap();
+    std::fs::create_dir_all(&tables).unwrap();
+    std::fs::write(scripts.join("stamp.rhai"), "fn version() { \"m1\" }").unwrap();
+    std::fs::write(tables.join("site.csv"), "key,value\nHOSP,t1\n").unwrap();
+    engine.channel(
+        "moduled.yaml",
+        &format!(
+            "name: moduled\n\
+             source:\n  mllp: {{ listen: \"{addr}\" }}\n\
+             tables: {{ site: tables/site.csv }}\n\
+             transform: |\n  import \"stamp\" as stamp;\n  \
+             msg[\"MSH-8\"] = stamp::version() + lookup(\"site\", \"HOSP\", \"?\");\n  msg\n\
+             destinations:\n  - name: sink\n    mllp: {{ connect: \"{sink_addr}\" }}\n"
+        ),
+    );
+    let api = admin::enable(&mut engine);
+    engine.start();
+    admin::wait_ready(api);
+    let send = |id: &str| {
+        let mut client = connect_retrying(addr);
+        assert_eq!(client.send(&adt(id)).unwrap().0, "AA");
+    };
+    send("M1");
+    assert!(eventually(10, || stamps_in(&sink_file)
+        .get("M1")
+        .map(String::as_str)
+        == Some("m1t1")));
+
+    // Only the module changes, then only the table: each reload restarts the channel.
+    std::fs::write(scripts.join("stamp.rhai"), "fn version() { \"m2\" }").unwrap();
+    let (status, body) = http(api, "POST", "/reload", Some(TOKEN));
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("\"restarted\":[\"moduled\"]"), "{body}");
+    send("M2");
+    assert!(eventually(10, || stamps_in(&sink_file)
+        .get("M2")
+        .map(String::as_str)
+        == Some("m2t1")));
+    std::fs::write(tables.join("site.csv"), "key,value\nHOSP,t2\n").unwrap();
+    let (_, body) = http(api, "POST", "/reload", Some(TOKEN));
+    assert!(body.contains("\"restarted\":[\"moduled\"]"), "{body}");
+    send("M3");
+    assert!(eventually(10, || stamps_in(&sink_file)
+        .get("M3")
+        .map(String::as_str)
+        == Some("m2t2")));
+    assert_eq!(engine.stop(), Some(0));
+}
+
+#[test]
 fn invalid_reload_keeps_channels_and_valid_reloads_add_and_remove() {
     let dir = tempfile::tempdir().unwrap();
     let sink_file = dir.path().join("sink.hl7");

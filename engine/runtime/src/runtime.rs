@@ -2,6 +2,7 @@
 //! stop, start or restart one channel while the others keep running. Sources start after their
 //! workers and stop before them.
 
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
@@ -191,18 +192,60 @@ pub(crate) fn start_order(configs: &[ChannelConfig]) -> Vec<&ChannelConfig> {
 
 /// Everything a channel's behaviour depends on, as text. `ChannelConfig` has no `PartialEq` (it
 /// holds compiled regexes), but its `Debug` form lists every field, including the YAML text and
-/// the script sources; lookup tables are files, so their contents are added, and key files are
-/// named without their bytes, so their ids are added.
+/// the script sources. What lives in other files is added: lookup tables, the channel's FHIR maps
+/// folder, and, when a script imports modules, every module under `scripts/` (which ones an import
+/// reaches is known only to the compiler); key files are named without their bytes, so their ids are
+/// added.
 pub(crate) fn fingerprint(config: &ChannelConfig) -> String {
     let mut out = format!("{config:?}");
     for id in crate::encryption::key_ids(config) {
         out.push_str(&id.to_string());
     }
-    for path in config.tables.values() {
-        let table = std::fs::read(crate::base_dir(config).join(path)).unwrap_or_default();
-        out.push_str(&String::from_utf8_lossy(&table));
+    let mut files: Vec<PathBuf> = config.tables.values().cloned().collect();
+    let imports = scripts(config).any(|s| s.source.contains("import"));
+    if imports {
+        files.extend(files_under(&crate::base_dir(config).join("scripts")));
+    }
+    if let Some(maps) = &config.fhir_maps {
+        files.extend(files_under(maps));
+    }
+    for path in files {
+        out.push_str(&path.to_string_lossy());
+        out.push_str(&String::from_utf8_lossy(
+            &std::fs::read(&path).unwrap_or_default(),
+        ));
     }
     out
+}
+
+/// The channel's scripts and its destinations'.
+fn scripts(config: &ChannelConfig) -> impl Iterator<Item = &junction_config::Script> {
+    config.filter.iter().chain(&config.transform).chain(
+        config
+            .destinations
+            .iter()
+            .flat_map(|d| d.filter.iter().chain(&d.transform)),
+    )
+}
+
+/// Every file below `dir`, in a stable order; none when it cannot be read.
+fn files_under(dir: &std::path::Path) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    let mut dirs = vec![dir.to_path_buf()];
+    while let Some(dir) = dirs.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries.filter_map(Result::ok) {
+            match entry.file_type() {
+                Ok(t) if t.is_dir() => dirs.push(entry.path()),
+                Ok(t) if t.is_file() => files.push(entry.path()),
+                _ => {}
+            }
+        }
+    }
+    files.sort();
+    files
 }
 
 /// Compile every channel's scripts; all errors, not just the first.
