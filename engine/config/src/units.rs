@@ -85,60 +85,13 @@ pub(crate) fn check_name(name: &str) -> Result<(), String> {
     }
 }
 
-/// Check an HL7 path such as `PID-5-1`, `PID.5.1`, `OBX[2]-5` or `PID-3[2]-1`.
-///
-/// Mirrors the grammar of `junction_hl7::Path` (segment, optional `[occurrence]`, then field
-/// with optional `[repetition]`, component, subcomponent, all 1-based). Swap the body for
-/// `path.parse::<junction_hl7::Path>()` once that crate exports it, so there is one grammar.
+/// Check an HL7 path such as `PID-5-1`, `PID.5.1`, `OBX[2]-5` or `PID-3[2]-1`, with the parser's own
+/// grammar, so a path `junction validate` accepts is one the engine can use.
 pub(crate) fn check_hl7_path(path: &str) -> Result<(), String> {
     const HINT: &str = "expected e.g. PID-5-1, PID.5.1, OBX[2]-5 or PID-3[2]-1";
-    let mut parts = path.split(['-', '.']);
-    let (segment, occurrence) = split_index(parts.next().unwrap_or(""))?;
-    let mut name = segment.chars();
-    let valid_name = segment.len() == 3
-        && name.next().is_some_and(|c| c.is_ascii_uppercase())
-        && name.all(|c| c.is_ascii_uppercase() || c.is_ascii_digit());
-    if !valid_name {
-        return Err(format!(
-            "'{segment}' is not a segment name (three capitals/digits); {HINT}"
-        ));
-    }
-    check_position("occurrence", occurrence)?;
-    for (depth, part) in parts.enumerate() {
-        let (number, repetition) = split_index(part)?;
-        let what = ["field", "component", "subcomponent"].get(depth).copied();
-        let what = what.ok_or_else(|| format!("too many parts; {HINT}"))?;
-        if repetition.is_some() && depth != 0 {
-            return Err(format!("only a field can have a [repetition]; {HINT}"));
-        }
-        let n: usize = number
-            .parse()
-            .map_err(|_| format!("{what} '{number}' is not a number; {HINT}"))?;
-        check_position(what, Some(n))?;
-        check_position("repetition", repetition)?;
-    }
-    Ok(())
-}
-
-/// Split `OBX[2]` into `("OBX", Some(2))`.
-fn split_index(part: &str) -> Result<(&str, Option<usize>), String> {
-    match part.split_once('[') {
-        None => Ok((part, None)),
-        Some((head, tail)) => {
-            let n = tail
-                .strip_suffix(']')
-                .and_then(|n| n.parse().ok())
-                .ok_or_else(|| format!("'{part}': expected a number in [ ]"))?;
-            Ok((head, Some(n)))
-        }
-    }
-}
-
-fn check_position(what: &str, n: Option<usize>) -> Result<(), String> {
-    match n {
-        Some(0) => Err(format!("{what} numbers start at 1")),
-        _ => Ok(()),
-    }
+    path.parse::<junction_hl7::Path>()
+        .map(drop)
+        .map_err(|e| format!("{e}; {HINT}"))
 }
 
 #[cfg(test)]
@@ -191,7 +144,16 @@ mod tests {
         ] {
             assert!(check_hl7_path(ok).is_ok(), "{ok}");
         }
-        for bad in ["PID-", "pid5", "PID-0", "PID-5-x", "", "PIDX-1"] {
+        for bad in [
+            "PID-",
+            "pid5",
+            "PID-0",
+            "PID-5-x",
+            "",
+            "PIDX-1",
+            "P1D-3",
+            "PID-99999999999999999999",
+        ] {
             assert!(check_hl7_path(bad).is_err(), "{bad}");
         }
     }

@@ -533,11 +533,11 @@ fn bad_regex_and_bad_hl7_paths() {
     assert_eq!(
         errors_of(&yaml),
         [
-            "channels/adt.yaml:7:19: require[1]: invalid HL7 path 'PID-x': field 'x' is not a number; expected \
-             e.g. PID-5-1, PID.5.1, OBX[2]-5 or PID-3[2]-1",
+            "channels/adt.yaml:7:19: require[1]: invalid HL7 path 'PID-x': invalid number 'x' in path \
+             'PID-x'; expected e.g. PID-5-1, PID.5.1, OBX[2]-5 or PID-3[2]-1",
             "channels/adt.yaml:9:10: match.PID-8: invalid regex '^(M|F': unclosed group",
-            "channels/adt.yaml:10:3: match.pid8: invalid HL7 path 'pid8': 'pid8' is not a segment name (three \
-             capitals/digits); expected e.g. PID-5-1, PID.5.1, OBX[2]-5 or PID-3[2]-1",
+            "channels/adt.yaml:10:3: match.pid8: invalid HL7 path 'pid8': invalid segment name in path \
+             'pid8' (expected 3 characters A-Z, 0-9); expected e.g. PID-5-1, PID.5.1, OBX[2]-5 or PID-3[2]-1",
         ]
     );
 }
