@@ -254,6 +254,7 @@ async fn inbox_worker(
                 Ok(results) => results,
                 Err(e) => {
                     error!(channel = %ch.name, messages = chunk.len(), error = %e, "script worker failed");
+                    stuck = true;
                     continue;
                 }
             };
