@@ -426,11 +426,24 @@ pub fn reprocess(
         ));
     }
     let destination = request.destination.as_deref();
-    let mut messages = Vec::with_capacity(seqs.len());
+    // Every copy is written first and waited for after: the waits then share flushes, instead of a
+    // status-wide reprocess of thousands of messages paying one flush each.
+    let mut pending = Vec::with_capacity(seqs.len());
     for seq in seqs {
-        let copy = store
-            .reprocess(channel, seq, destination, crate::now_millis())
-            .and_then(junction_store::Pending::wait);
+        let copy = store.reprocess(channel, seq, destination, crate::now_millis());
+        // A store failure ends the run where it happened, as it would one message at a time.
+        let failed = matches!(
+            &copy,
+            Err(e) if !matches!(e, StoreError::NoSuchMessage { .. } | StoreError::NotProcessed { .. })
+        );
+        pending.push((seq, copy));
+        if failed {
+            break;
+        }
+    }
+    let mut messages = Vec::with_capacity(pending.len());
+    for (seq, copy) in pending {
+        let copy = copy.and_then(junction_store::Pending::wait);
         let (copy, error) = match copy {
             Ok(stored) => (Some(stored.seq()), None),
             Err(e @ (StoreError::NoSuchMessage { .. } | StoreError::NotProcessed { .. })) => {
