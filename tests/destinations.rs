@@ -1047,3 +1047,38 @@ fn a_renamed_destination_says_its_old_queue_waits_and_sends_it_when_the_name_ret
     assert!(eventually(20, || peer.ids() == sent), "{:?}", peer.ids());
     assert_eq!(engine.stop(), Some(0));
 }
+
+#[test]
+fn a_file_that_cannot_be_written_is_logged_by_folder_not_by_a_name_built_from_patient_fields() {
+    let dir = tempfile::tempdir().unwrap();
+    // The destination folder is a file: every write fails.
+    let blocked = dir.path().join("blocked");
+    std::fs::write(&blocked, "not a folder").unwrap();
+    let (mut engine, addr) = start_channel(
+        dir.path(),
+        "named",
+        &format!(
+            "  - name: out\n    file: {{ dir: \"{}\", name: \"${{PID-5-1}}.hl7\" }}\n    {FAST_RETRY}\n",
+            blocked.display()
+        ),
+    );
+    let message = adt("NAMED1").replace("Tester^Pat", "Quellenbrink^Pat");
+    assert_eq!(
+        MllpClient::connect(addr).unwrap().send(&message).unwrap().0,
+        "AA"
+    );
+    assert!(eventually(10, || engine
+        .log_text()
+        .contains("cannot write a file in")));
+    let log = engine.log_text();
+    assert!(!log.contains("Quellenbrink"), "{log}");
+    let store = stop_and_open(&mut engine, dir.path());
+    let out = delivery(&store, "named", "NAMED1", "out");
+    assert!(
+        out.last_error
+            .as_deref()
+            .is_some_and(|e| e.contains("Quellenbrink.hl7")),
+        "the record keeps the whole error: {:?}",
+        out.last_error
+    );
+}
