@@ -331,17 +331,23 @@ impl MessageBuf {
             });
         }
         // Positions past the end are created empty, so the distance from what exists is what a write
-        // costs; a field's pieces are few, so counting from 0 is exact enough for them.
+        // costs; a field's pieces are few, so counting from 0 is exact enough for them. The segment's
+        // fields are counted only for a number that could be too far, keeping ordinary writes cheap.
         let reach = [
-            ("field", fp.field, seg.field_count(d.field)),
-            ("repetition", fp.repetition.unwrap_or(1), 0),
-            ("component", fp.component.unwrap_or(1), 0),
-            ("subcomponent", fp.subcomponent.unwrap_or(1), 0),
+            ("field", fp.field),
+            ("repetition", fp.repetition.unwrap_or(1)),
+            ("component", fp.component.unwrap_or(1)),
+            ("subcomponent", fp.subcomponent.unwrap_or(1)),
         ];
-        if let Some(&(what, number, _)) = reach
-            .iter()
-            .find(|(_, number, have)| number.saturating_sub(*have) > MAX_WRITE_REACH)
-        {
+        let too_far = |&&(what, number): &&(&str, usize)| {
+            let have = if what == "field" && number > MAX_WRITE_REACH {
+                seg.field_count(d.field)
+            } else {
+                0
+            };
+            number.saturating_sub(have) > MAX_WRITE_REACH
+        };
+        if let Some(&(what, number)) = reach.iter().find(too_far) {
             return Err(PathError::TooFar {
                 path: fp.to_string(),
                 what,
