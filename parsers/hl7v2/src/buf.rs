@@ -331,23 +331,23 @@ impl MessageBuf {
             });
         }
         // Positions past the end are created empty, so the distance from what exists is what a write
-        // costs; a field's pieces are few, so counting from 0 is exact enough for them. The segment's
-        // fields are counted only for a number that could be too far, keeping ordinary writes cheap.
-        let reach = [
-            ("field", fp.field),
-            ("repetition", fp.repetition.unwrap_or(1)),
-            ("component", fp.component.unwrap_or(1)),
-            ("subcomponent", fp.subcomponent.unwrap_or(1)),
-        ];
-        let too_far = |&&(what, number): &&(&str, usize)| {
-            let have = if what == "field" && number > MAX_WRITE_REACH {
-                seg.field_count(d.field)
-            } else {
-                0
-            };
-            number.saturating_sub(have) > MAX_WRITE_REACH
+        // costs. A field's pieces are few, so they count from 0; the segment's fields are counted only
+        // for a field number that could be too far, keeping ordinary writes cheap.
+        let fields = if fp.field > MAX_WRITE_REACH {
+            seg.field_count(d.field)
+        } else {
+            0
         };
-        if let Some(&(what, number)) = reach.iter().find(too_far) {
+        let reach = [
+            ("field", fp.field, fields),
+            ("repetition", fp.repetition.unwrap_or(1), 0),
+            ("component", fp.component.unwrap_or(1), 0),
+            ("subcomponent", fp.subcomponent.unwrap_or(1), 0),
+        ];
+        if let Some(&(what, number, _)) = reach
+            .iter()
+            .find(|(_, number, have)| number.saturating_sub(*have) > MAX_WRITE_REACH)
+        {
             return Err(PathError::TooFar {
                 path: fp.to_string(),
                 what,
